@@ -1,0 +1,3 @@
+from diffill.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The `diffill` command: one table of subcommands, each imported only when it runs.
+
+Importing lazily keeps `diffill lsp` and `diffill complete` free of torch. Every command
+module exposes `configure(parser)` and `run(args) -> int`. Expected failures
+(engine.errors.DiffillError) print one line naming the problem and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("engine.corpus", "collect training and held-out source files into a manifest"),
+    "tokenizer": ("engine.tokenizer", "train the byte-level BPE tokenizer on a corpus"),
+    "train": ("engine.train", "train the diffusion FIM model"),
+    "export": ("engine.export", "export a checkpoint to ONNX graphs for serving"),
+    "complete": ("engine.complete", "complete a file position or a JSON prefix/suffix on stdin"),
+    "eval": ("engine.evaluate", "exact match and edit similarity on held-out FIM examples"),
+    "bench engine": ("engine.bench", "engine latency and tokens/s, diffusion against ar"),
+    "bench lsp": ("lsp_server.bench", "end-to-end latency through the real language server"),
+    "bench family": ("engine.families.bench", "open-weight family latency, DualCache on/off"),
+    "doctor": ("engine.doctor", "what would run where, and how much memory it needs"),
+    "lsp": ("lsp_server.main", "run the language server over stdio"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "usage: diffill COMMAND [options]\n\ncommands:\n" + "\n".join(lines)
+
+
+def _split_command(argv: list[str]) -> tuple[str, list[str]] | None:
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            return name, argv[words:]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    found = _split_command(argv)
+    if found is None:
+        print(_usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    name, rest = found
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"diffill {name}", description=help_)
+    module.configure(parser)
+    args = parser.parse_args(rest)
+    from engine.errors import DiffillError
+
+    try:
+        return int(module.run(args) or 0)
+    except DiffillError as exc:
+        print(f"diffill {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,81 @@
+"""The one interface between the language server and any model backend.
+
+The server builds a `CompletionRequest`, calls `Completer.complete`, and gets text back
+with timings. Whether the tokens come from the embedded diffusion model under ONNX Runtime
+or torch, from an open-weight checkpoint, or from a remote endpoint is invisible above this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Mode = Literal["diffusion", "ar"]
+
+
+def never_cancelled() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    prefix: str
+    suffix: str
+    max_tokens: int = 64
+    mode: Mode = "diffusion"
+    max_steps: int | None = None  # per canvas block; None means the canvas size
+    threshold: float = 0.9  # diffusion: unmask every position at least this confident
+    num_candidates: int = 1
+    temperature: float = 0.0  # 0 is greedy; alternatives beyond the first always sample
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    tokens: int  # generated tokens, end-of-middle excluded
+    steps: int  # denoising steps (model calls on the canvas) it took
+
+
+@dataclass(frozen=True)
+class Timings:
+    total_ms: float
+    encode_ms: float  # context encoding, after any cache reuse
+    denoise_ms: float  # canvas steps
+    context_tokens: int
+    reused_tokens: int = 0  # context tokens whose K/V came from the cache
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    candidates: tuple[Candidate, ...]
+    timings: Timings
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text if self.candidates else ""
+
+
+class Completer(Protocol):
+    def complete(
+        self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
+    ) -> CompletionResult:
+        """Fill the gap between request.prefix and request.suffix.
+
+        Raises engine.errors.Cancelled when is_cancelled() turns true between steps.
+        """
+        ...
+
+    def prepare(self, prefix: str, suffix: str) -> None:
+        """Encode this context ahead of a request (on didChange) so only canvas steps remain."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` costs in this model's context budget."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """Model name, runtime and sizes, for `diffill/status` and logs."""
+        ...
