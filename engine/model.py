@@ -72,7 +72,7 @@ class Attention(nn.Module):
         past: torch.Tensor | None,
         mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend x (N, T, E) over [past keys; own keys]; return output and own K/V (2, N, H, T, D)."""
+        """Attend x (N, T, E) over [past; own] keys. Returns output and own K/V (2, N, H, T, D)."""
         n, t, e = x.shape
         q, k, v = self.qkv(x).view(n, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (N, H, T, D) each
