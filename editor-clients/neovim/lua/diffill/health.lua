@@ -1,0 +1,117 @@
+-- :checkhealth diffill: Neovim version, the server command (found, and answering LSP
+-- initialize + diffill/status), the model folder and the configuration issues from setup().
+local M = {}
+local H = {}
+
+local health = vim.health
+
+function H.frame(message)
+  local body = vim.json.encode(vim.tbl_extend("force", { jsonrpc = "2.0" }, message))
+  return ("Content-Length: %d\r\n\r\n%s"):format(#body, body)
+end
+
+-- The responses found in a raw LSP byte stream, by request id.
+function H.responses(stdout)
+  local found, pos = {}, 1
+  while true do
+    local _, header_end, length = stdout:find("Content%-Length: (%d+)\r\n\r\n", pos)
+    if not header_end then
+      return found
+    end
+    pos = header_end + 1 + tonumber(length)
+    local ok, msg = pcall(vim.json.decode, stdout:sub(header_end + 1, pos - 1))
+    if ok and type(msg) == "table" and msg.id then
+      found[msg.id] = msg
+    end
+  end
+end
+
+-- Start the server once, as the editor would, and ask for its capabilities and status.
+function H.probe(cmd, settings)
+  local script = table.concat({
+    H.frame({ id = 1, method = "initialize", params = {
+      processId = vim.NIL, rootUri = vim.NIL, capabilities = {}, initializationOptions = settings,
+    } }),
+    H.frame({ method = "initialized", params = {} }),
+    H.frame({ id = 2, method = "diffill/status", params = {} }),
+    H.frame({ id = 3, method = "shutdown" }),
+    H.frame({ method = "exit" }),
+  })
+  local ok, proc = pcall(vim.system, cmd, { stdin = script })
+  if not ok then
+    return nil, tostring(proc)
+  end
+  local result = proc:wait(60000)
+  local found = H.responses(result.stdout or "")
+  if not found[1] then
+    local err = vim.split(result.stderr or "", "\n", { trimempty = true })
+    return nil, ("exit %s, no initialize reply; stderr: %s"):format(result.code, err[#err] or "")
+  end
+  return found
+end
+
+function H.check_version()
+  local v = vim.version()
+  if vim.fn.has("nvim-0.10") == 0 then
+    health.error(("Neovim %s is too old: 0.10 or newer is needed"):format(tostring(v)))
+  elseif vim.lsp.inline_completion then
+    health.ok(("Neovim %s: built-in vim.lsp.inline_completion draws the suggestions"):format(tostring(v)))
+  else
+    health.ok(("Neovim %s: diffill draws the ghost text (extmarks)"):format(tostring(v)))
+  end
+end
+
+function H.check_model(settings, status)
+  local path = settings.model and settings.model.path or ""
+  if path == "" then
+    health.ok("model: the server's embedded model" .. (status.model and (" (" .. tostring(status.model) .. ")") or ""))
+  elseif vim.fn.isdirectory(path) == 0 then
+    health.error("model.path is not a folder: " .. path)
+  elseif vim.fn.filereadable(path .. "/config.json") == 0 then
+    health.error("model folder has no config.json: " .. path)
+  else
+    health.ok("model folder: " .. path)
+  end
+end
+
+function H.check_server(config)
+  local exe = config.cmd[1]
+  if vim.fn.executable(exe) == 0 then
+    health.error(("server command not found: %s"):format(exe), { "pip install diffill, or set cmd" })
+    return {}
+  end
+  health.ok("server command: " .. table.concat(config.cmd, " "))
+  local found, err = H.probe(config.cmd, config.settings)
+  if not found then
+    health.error("the server did not answer initialize: " .. err)
+    return {}
+  end
+  local result = found[1].result or {}
+  local info = result.serverInfo or {}
+  if not (result.capabilities or {}).inlineCompletionProvider then
+    health.warn("the server does not advertise inline completion")
+  end
+  health.ok(("server started: %s %s"):format(info.name or "?", info.version or ""))
+  return found[2] and found[2].result or {}
+end
+
+function M.check()
+  health.start("diffill")
+  H.check_version()
+  local diffill = require("diffill")
+  local config = diffill.config
+  if not config then
+    health.warn("setup() was not called; checking the default options")
+    config = require("diffill.config").resolve({})
+  end
+  for _, issue in ipairs(diffill.issues) do
+    health.warn("config: " .. issue)
+  end
+  if #diffill.issues == 0 then
+    health.ok("config: no issues")
+  end
+  local status = H.check_server(config)
+  H.check_model(config.settings, status)
+end
+
+return M

@@ -1,0 +1,172 @@
+-- diffill: local fill-in-the-middle completions from the `diffill lsp` language server.
+-- Public API only; the ghost text lives in diffill.ghost, options in diffill.config.
+--   require("diffill").setup({ ... })   see :help diffill-config
+local M = {}
+local H = {}
+
+local api = vim.api
+local ghost = require("diffill.ghost")
+
+M.config = nil -- the resolved options, set by setup()
+M.issues = {} -- configuration problems found by setup(), shown by :checkhealth diffill
+M.enabled = true
+
+--- Validate the options, then start the server for matching buffers (also those already open).
+function M.setup(opts)
+  M.config, M.issues = require("diffill.config").resolve(opts)
+  ghost.config = M.config
+  for _, issue in ipairs(M.issues) do
+    vim.notify("(diffill) " .. issue, vim.log.levels.WARN)
+  end
+  H.create_autocommands()
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) then
+      H.start(bufnr)
+    end
+  end
+end
+
+--- The diffill client attached to `bufnr` (default: current buffer), or nil.
+function M.client(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "diffill" })[1]
+end
+
+--- One line from the server's `diffill/status`: model, runtime, mode, last latency, accepts.
+function M.status()
+  local client = M.client()
+  if not client then
+    vim.notify("diffill: no server attached to this buffer", vim.log.levels.WARN)
+    return nil
+  end
+  local response, err = client:request_sync("diffill/status", {}, 5000, 0)
+  if not response or response.err then
+    local why = err or (response and response.err.message)
+    vim.notify("diffill: status failed: " .. tostring(why), vim.log.levels.ERROR)
+    return nil
+  end
+  local line = H.format_status(response.result or {})
+  api.nvim_echo({ { line } }, true, {})
+  return response.result
+end
+
+--- Turn suggestions off or on everywhere; the server is told through its `enable` setting.
+function M.toggle()
+  M.enabled = not M.enabled
+  for _, client in ipairs(vim.lsp.get_clients({ name = "diffill" })) do
+    client.settings = vim.tbl_deep_extend("force", client.settings or {}, { enable = M.enabled })
+    client:notify("workspace/didChangeConfiguration", { settings = client.settings })
+  end
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    ghost.cancel(bufnr)
+    ghost.hide(bufnr)
+    if vim.lsp.inline_completion and M.client(bufnr) then
+      vim.lsp.inline_completion.enable(M.enabled, { bufnr = bufnr })
+    end
+  end
+  api.nvim_echo({ { "diffill: " .. (M.enabled and "enabled" or "disabled") } }, true, {})
+end
+
+function H.format_status(status)
+  local parts = {}
+  for _, key in ipairs({ "model", "runtime", "mode", "lastLatencyMs", "accepted" }) do
+    if status[key] ~= nil then
+      parts[#parts + 1] = ("%s=%s"):format(key, vim.inspect(status[key]))
+    end
+  end
+  return "diffill: " .. (#parts > 0 and table.concat(parts, " ") or vim.inspect(status))
+end
+
+function H.wanted(bufnr)
+  local filetypes = M.config.filetypes
+  local ft = vim.bo[bufnr].filetype
+  return vim.bo[bufnr].buftype == "" and ft ~= ""
+    and (#filetypes == 0 or vim.tbl_contains(filetypes, ft))
+end
+
+function H.start(bufnr)
+  if not H.wanted(bufnr) then
+    return
+  end
+  local name = api.nvim_buf_get_name(bufnr)
+  local root = vim.fs.root(bufnr, M.config.root_markers) or vim.fs.dirname(name)
+  local ok, err = pcall(vim.lsp.start, {
+    name = "diffill",
+    cmd = M.config.cmd,
+    root_dir = root ~= "" and root or vim.fn.getcwd(),
+    init_options = M.config.settings,
+    settings = M.config.settings,
+  }, { bufnr = bufnr })
+  if not ok then
+    vim.notify_once(("diffill: cannot start %s: %s"):format(M.config.cmd[1], err), vim.log.levels.ERROR)
+  end
+end
+
+function H.create_autocommands()
+  local group = api.nvim_create_augroup("diffill", { clear = true })
+  api.nvim_create_autocmd("FileType", {
+    group = group,
+    desc = "Start the diffill language server",
+    callback = function(ev) H.start(ev.buf) end,
+  })
+  api.nvim_create_autocmd("LspAttach", {
+    group = group,
+    desc = "Show diffill suggestions in this buffer",
+    callback = function(ev)
+      local client = vim.lsp.get_client_by_id(ev.data.client_id)
+      if client and client.name == "diffill" then
+        vim.bo[ev.buf].omnifunc = "v:lua.vim.lsp.omnifunc" -- textDocument/completion fallback
+        H.attach(ev.buf, group)
+      end
+    end,
+  })
+end
+
+function H.map(bufnr, name, fn)
+  local lhs = M.config.keymaps[name]
+  if lhs ~= "" then
+    vim.keymap.set("i", lhs, fn, { buffer = bufnr, desc = "diffill: " .. name })
+  end
+end
+
+function H.attach(bufnr, group)
+  if vim.lsp.inline_completion then
+    return H.attach_builtin(bufnr)
+  end
+  H.map(bufnr, "next", function() ghost.cycle(bufnr, 1) end)
+  H.map(bufnr, "prev", function() ghost.cycle(bufnr, -1) end)
+  local function on(events, desc, fn)
+    api.nvim_create_autocmd(events, { group = group, buffer = bufnr, desc = desc, callback = fn })
+  end
+  on("TextChangedI", "Ask diffill after a typing pause", function()
+    if M.enabled and not ghost.follow(bufnr) then
+      ghost.hide(bufnr)
+      ghost.schedule(bufnr)
+    end
+  end)
+  on("CursorMovedI", "Drop a diffill suggestion the cursor left", function()
+    if not ghost.follow(bufnr) then
+      ghost.cancel(bufnr)
+      ghost.hide(bufnr)
+    end
+  end)
+  on({ "InsertLeave", "BufLeave" }, "Drop the diffill suggestion", function()
+    ghost.cancel(bufnr)
+    ghost.hide(bufnr)
+  end)
+end
+
+-- Neovim >= 0.12 draws inline completions itself; only the keys are ours.
+function H.attach_builtin(bufnr)
+  local inline = vim.lsp.inline_completion
+  inline.enable(M.enabled, { bufnr = bufnr })
+  local lhs = M.config.keymaps.accept
+  if lhs ~= "" then
+    vim.keymap.set("i", lhs, function()
+      return not inline.get() and api.nvim_replace_termcodes(lhs, true, true, true) or ""
+    end, { buffer = bufnr, expr = true, desc = "diffill: accept" })
+  end
+  H.map(bufnr, "next", function() inline.select({ count = 1 }) end)
+  H.map(bufnr, "prev", function() inline.select({ count = -1 }) end)
+end
+
+return M
