@@ -1,0 +1,176 @@
+"""The embedded diffusion model as a `Completer`: tokenize, lay out the SPM context, reuse
+the cached context K/V, and let the sampler fill the gap.
+
+Typing at the cursor only appends to the prefix and the suffix comes first, so consecutive
+requests share a long token prefix: its K/V is kept and only the rest is encoded. `prepare`
+does that encoding ahead of time from the server's worker thread, hence the lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.completer import (
+    Candidate,
+    CompletionRequest,
+    CompletionResult,
+    Timings,
+    never_cancelled,
+)
+from engine.config import ModelConfig
+from engine.errors import Cancelled, InputError
+from engine.sampler import Runtime, SamplerSettings, generate
+from engine.tokens import MIDDLE_ID, PREFIX_ID, SUFFIX_ID
+
+MAX_CANDIDATES = 64  # the denoise graph's largest batch
+CHARS_PER_TOKEN_BOUND = 16  # no token is longer, so this many chars per token is never short
+SUFFIX_SHARE = 4  # the suffix keeps at least 1/SUFFIX_SHARE of the budget when both are long
+
+
+class EmbeddedCompleter:
+    def __init__(
+        self,
+        runtime: Runtime,
+        tokenizer,
+        config: ModelConfig,
+        folder: Path | None = None,
+        max_context_tokens: int | None = None,
+    ) -> None:
+        self.runtime, self.tokenizer, self.config, self.folder = runtime, tokenizer, config, folder
+        self.max_context_tokens = max_context_tokens or config.max_positions
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
+        self._empty = np.zeros(shape, dtype=np.float32)  # (L, 2, 1, H, 0, D)
+        self._kv = self._empty
+
+    def complete(
+        self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
+    ) -> CompletionResult:
+        start = time.perf_counter()
+        validate(request)
+        ids = self.context_ids(request.prefix, request.suffix, request.max_tokens)
+        if is_cancelled():
+            raise Cancelled("completion cancelled before encoding the context")
+        kv, reused, encode_ms = self._encode(ids)
+        gens, stats = generate(
+            self.runtime, kv, self._settings(request), request.num_candidates, is_cancelled
+        )
+        candidates: dict[str, Candidate] = {}
+        for gen in gens:
+            text = self.tokenizer.decode(gen.tokens, skip_special_tokens=True)
+            candidates.setdefault(text, Candidate(text, len(gen.tokens), gen.steps))
+        timings = Timings(
+            total_ms=(time.perf_counter() - start) * 1000,
+            encode_ms=encode_ms + stats.encode_ms,
+            denoise_ms=stats.denoise_ms,
+            context_tokens=len(ids),
+            reused_tokens=reused,
+        )
+        return CompletionResult(tuple(candidates.values()), timings, {"runtime": self.runtime.name})
+
+    def prepare(self, prefix: str, suffix: str) -> None:
+        if prefix or suffix:
+            self._encode(self.context_ids(prefix, suffix, CompletionRequest.max_tokens))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def describe(self) -> dict[str, object]:
+        from engine.loading import parameter_count
+
+        info: dict[str, object] = {
+            "model": str(self.folder) if self.folder else None,
+            "runtime": self.runtime.name,
+            "canvas_size": self.config.canvas_size,
+            "context_tokens": self.max_context_tokens,
+            "vocab_size": self.config.vocab_size,
+        }
+        if self.folder:
+            info["parameters"] = parameter_count(self.folder)
+        if hasattr(self.runtime, "providers"):
+            info["providers"] = list(self.runtime.providers)
+        return info
+
+    def context_ids(self, prefix: str, suffix: str, max_tokens: int) -> list[int]:
+        """`<fim_suffix> suffix <fim_prefix> prefix <fim_middle>`, each side tokenized on its
+        own and cut to the budget: the prefix keeps its end, the suffix its start."""
+        budget = self.context_budget(max_tokens)
+        window = budget * CHARS_PER_TOKEN_BOUND
+        prefix_ids = self._tokens(prefix[-window:] if len(prefix) > window else prefix)
+        suffix_ids = self._tokens(suffix[:window])
+        suffix_keep = min(len(suffix_ids), max(budget // SUFFIX_SHARE, budget - len(prefix_ids)))
+        prefix_keep = min(len(prefix_ids), budget - suffix_keep)
+        prefix_ids = prefix_ids[len(prefix_ids) - prefix_keep :]
+        return [SUFFIX_ID, *suffix_ids[:suffix_keep], PREFIX_ID, *prefix_ids, MIDDLE_ID]
+
+    def context_budget(self, max_tokens: int) -> int:
+        """Context tokens that fit with room for the canvas blocks `max_tokens` needs."""
+        c = self.config.canvas_size
+        reserve = math.ceil(max_tokens / c) * c
+        budget = min(self.max_context_tokens, self.config.max_positions - reserve) - 3
+        if budget < c:
+            raise InputError(
+                f"max_tokens {max_tokens} leaves no room for context in "
+                f"{self.config.max_positions} positions"
+            )
+        return budget
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def _encode(self, ids: list[int]) -> tuple[np.ndarray, int, float]:
+        """K/V for `ids`, reusing the longest common prefix with the last context."""
+        start = time.perf_counter()
+        with self._lock:
+            reused = common_prefix_length(self._ids, ids)
+            kv = self._kv[:, :, :, :, :reused] if reused < len(self._ids) else self._kv
+            if reused < len(ids):
+                kv = self.runtime.encode(np.asarray([ids[reused:]], dtype=np.int64), kv)
+            self._ids, self._kv = ids, kv
+        return kv, reused, (time.perf_counter() - start) * 1000
+
+    def _settings(self, request: CompletionRequest) -> SamplerSettings:
+        return SamplerSettings(
+            canvas_size=self.config.canvas_size,
+            mode=request.mode,
+            max_tokens=request.max_tokens,
+            max_steps=request.max_steps,
+            threshold=request.threshold,
+            temperature=request.temperature,
+            seed=request.seed,
+        )
+
+
+def common_prefix_length(old: list[int], new: list[int]) -> int:
+    """Length of the shared start of two id lists (numpy: contexts run to thousands)."""
+    n = min(len(old), len(new))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(old[:n]) != np.asarray(new[:n]))
+    return int(differ[0]) if differ.size else n
+
+
+def validate(request: CompletionRequest) -> None:
+    """InputError naming the first unusable field of a request."""
+    problems = [
+        (not request.prefix and not request.suffix, "prefix and suffix are both empty"),
+        (request.max_tokens < 1, f"max_tokens must be at least 1, got {request.max_tokens}"),
+        (request.mode not in ("diffusion", "ar"), f"unknown mode {request.mode!r}"),
+        (not 0.0 <= request.threshold <= 1.0, f"threshold {request.threshold} is not in 0..1"),
+        (request.max_steps is not None and request.max_steps < 1, "max_steps must be >= 1"),
+        (request.temperature < 0, f"temperature {request.temperature} is negative"),
+        (
+            not 1 <= request.num_candidates <= MAX_CANDIDATES,
+            f"num_candidates must be 1..{MAX_CANDIDATES}, got {request.num_candidates}",
+        ),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise InputError(message)

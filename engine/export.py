@@ -1,0 +1,182 @@
+"""`diffill export`: write the two serving graphs, `encode.onnx` and `denoise.onnx`.
+
+Both graphs read their weights from the model folder's safetensors shards through ONNX
+external data (offset and length of each tensor inside a shard), so the folder holds the
+weights once and the graphs add only their structure and rotary tables. After writing, the
+graphs are run under ONNX Runtime and compared with torch before the command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.checkpoint import load_weights, weight_files
+from engine.errors import ModelLoadError
+from engine.runtime_onnx import (
+    DENOISE_GRAPH,
+    ENCODE_GRAPH,
+    FINGERPRINT_KEY,
+    OnnxRuntime,
+    safetensors_header,
+    weights_fingerprint,
+)
+
+PARITY_TOLERANCE = 1e-3  # max abs logit difference between ONNX Runtime and torch
+MAX_CANDIDATES = 64  # largest canvas batch the denoise graph accepts
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from engine.loading import default_model_path
+
+    parser.add_argument(
+        "--model", type=Path, default=None, help=f"model folder (default {default_model_path()})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.loading import default_model_path
+
+    folder = args.model or default_model_path()
+    paths = export_graphs(folder)
+    error = check_parity(folder)
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in paths)
+    print(f"wrote {sizes}; max |onnx - torch| logit difference {error:.2e}")
+    return 0
+
+
+def export_graphs(folder: Path) -> list[Path]:
+    """Export both graphs into `folder`, relinked to its safetensors. Returns their paths."""
+    import torch
+
+    from engine.runtime_torch import load_model
+
+    model = load_model(Path(folder))
+    config = model.config
+    past = model.encode_context(torch.randint(5, config.vocab_size, (1, 5)), model.empty_cache())
+    ids = torch.randint(5, config.vocab_size, (1, 3))
+    canvas = torch.randint(5, config.vocab_size, (2, config.canvas_size))
+    encode_path, denoise_path = Path(folder) / ENCODE_GRAPH, Path(folder) / DENOISE_GRAPH
+    encode, denoise = _graph_modules(model)
+    _export(encode, (ids, past), ("ids", "past"), "kv", encode_path)
+    _export(denoise, (canvas, past), ("canvas", "kv"), "logits", denoise_path)
+    for path in (encode_path, denoise_path):
+        relink_to_safetensors(path, Path(folder))
+    return [encode_path, denoise_path]
+
+
+def _graph_modules(model):
+    """The two exported entry points as modules: encode, and denoise with the batch-1 cache
+    broadcast over the N candidates of the canvas."""
+    import torch
+
+    class EncodeGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+            return self.model.encode_context(ids, past)
+
+    class DenoiseGraph(EncodeGraph):
+        def forward(self, canvas: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            cache = kv.expand(-1, -1, canvas.shape[0], -1, -1, -1)  # (L, 2, N, H, P, D)
+            return self.model.denoise(canvas, cache)
+
+    return EncodeGraph(), DenoiseGraph()
+
+
+def _export(module, example: tuple, inputs: tuple[str, str], output: str, path: Path) -> None:
+    """One dynamo export with dynamic lengths; optimize=False keeps weights untransposed and
+    named after their parameters, so they can point into the safetensors."""
+    import torch
+    from torch.export import Dim
+
+    limit = module.model.config.max_positions
+    first, second = inputs
+    shapes = {
+        "ids": {first: {1: Dim("new", min=1, max=limit)}, second: {4: Dim("past", max=limit)}},
+        "canvas": {
+            first: {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
+            second: {4: Dim("past", max=limit)},
+        },
+    }[first]
+    torch.onnx.export(
+        module.eval(),
+        example,
+        str(path),
+        dynamo=True,
+        optimize=False,
+        input_names=list(inputs),
+        output_names=[output],
+        dynamic_shapes=shapes,
+        verbose=False,
+    )
+
+
+def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
+    """Replace every initializer that is a checkpoint tensor by a reference into its shard."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(graph_path))
+    locations = tensor_locations(folder)
+    weights = load_weights(folder)
+    for tensor in graph.graph.initializer:
+        name = tensor.name.removeprefix("model.")
+        if name not in locations:
+            continue
+        if not np.array_equal(numpy_helper.to_array(tensor), weights[name]):
+            raise ModelLoadError(f"exported initializer {tensor.name} differs from the checkpoint")
+        shard, offset, length = locations[name]
+        _set_external(tensor, shard, offset, length)
+    onnx.helper.set_model_props(graph, {FINGERPRINT_KEY: weights_fingerprint(folder)})
+    onnx.save(graph, str(graph_path))
+    for stale in graph_path.parent.glob(graph_path.name + ".data"):
+        stale.unlink()
+
+
+def _set_external(tensor, shard: str, offset: int, length: int) -> None:
+    from onnx import TensorProto
+
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", shard), ("offset", offset), ("length", length)):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, str(value)
+
+
+def tensor_locations(folder: Path) -> dict[str, tuple[str, int, int]]:
+    """Tensor name -> (shard file name, absolute byte offset, byte length) for little-endian
+    float32 tensors; safetensors stores them raw after its JSON header."""
+    locations = {}
+    for path in weight_files(folder):
+        data_start, header = safetensors_header(path)
+        for name, info in json.loads(header).items():
+            if name == "__metadata__" or info["dtype"] != "F32":
+                continue
+            begin, end = info["data_offsets"]
+            locations[name] = (path.name, data_start + begin, end - begin)
+    return locations
+
+
+def check_parity(folder: Path, seed: int = 0) -> float:
+    """Max abs difference of ONNX Runtime and torch logits on random context and canvas."""
+    from engine.runtime_torch import TorchRuntime
+
+    onnx_rt, torch_rt = OnnxRuntime(folder), TorchRuntime.from_folder(folder)
+    config, rng = onnx_rt.config, np.random.default_rng(seed)
+    empty = np.zeros((config.n_layers, 2, 1, config.n_heads, 0, config.head_dim), dtype=np.float32)
+    ids = rng.integers(5, config.vocab_size, (1, 11), dtype=np.int64)
+    canvas = rng.integers(3, config.vocab_size, (2, config.canvas_size), dtype=np.int64)
+    kv_onnx, kv_torch = onnx_rt.encode(ids, empty), torch_rt.encode(ids, empty)
+    error = float(
+        np.abs(onnx_rt.denoise(canvas, kv_onnx) - torch_rt.denoise(canvas, kv_torch)).max()
+    )
+    if error > PARITY_TOLERANCE or np.abs(kv_onnx - kv_torch).max() > PARITY_TOLERANCE:
+        raise ModelLoadError(f"exported graphs disagree with torch by {error:.2e} in {folder}")
+    return error

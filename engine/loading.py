@@ -1,0 +1,116 @@
+"""Open a model folder as a `Completer`: the embedded diffusion model on ONNX Runtime or torch,
+or an open-weight family checkpoint (engine.families) when the folder holds one.
+
+Nothing here imports torch unless the torch runtime is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+from engine.checkpoint import TOKENIZER_FILE, load_config, weight_files
+from engine.completer import Completer
+from engine.config import ModelConfig
+from engine.errors import ModelLoadError
+from engine.tokens import SPECIAL_TOKENS
+
+RuntimeName = Literal["auto", "onnx", "torch"]
+RUNTIMES: tuple[str, ...] = ("auto", "onnx", "torch")
+MODEL_ENV = "DIFFILL_MODEL"
+
+
+def default_model_path() -> Path:
+    """$DIFFILL_MODEL, else the models/ folder shipped beside the engine package."""
+    return Path(os.environ.get(MODEL_ENV) or Path(__file__).resolve().parent.parent / "models")
+
+
+def open_completer(
+    path: Path | None = None,
+    runtime: RuntimeName = "auto",
+    device: str | None = None,
+    threads: int = 2,
+) -> Completer:
+    """The Completer for a model folder (default: `default_model_path()`)."""
+    folder = Path(path) if path else default_model_path()
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder {folder} does not exist")
+    family = _family_completer(folder, device)
+    if family is not None:
+        return family
+    from engine.embedded import EmbeddedCompleter
+
+    config = load_config(folder)
+    tokenizer = load_tokenizer(folder, config)
+    model_runtime = open_runtime(folder, runtime, device, threads)
+    return EmbeddedCompleter(model_runtime, tokenizer, config, folder)
+
+
+def _family_completer(folder: Path, device: str | None) -> Completer | None:
+    """Hand open-weight checkpoints (Dream, LLaDA, ...) to engine.families when it exists."""
+    if importlib.util.find_spec("engine.families") is None:
+        return None
+    from engine import families
+
+    is_family_folder = getattr(families, "is_family_folder", None)  # absent while in progress
+    if is_family_folder is None or not is_family_folder(folder):
+        return None
+    return families.open_completer(folder, device)
+
+
+def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads: int):
+    """onnx when asked or when the graphs exist; torch when asked or as the fallback."""
+    from engine.runtime_onnx import graphs_exist
+
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if runtime == "onnx" or (runtime == "auto" and graphs_exist(folder)):
+        from engine.runtime_onnx import OnnxRuntime
+
+        return OnnxRuntime(folder, device, threads)
+    if importlib.util.find_spec("torch") is None:
+        raise ModelLoadError(
+            f"no ONNX graphs in {folder} and torch is not installed; "
+            f"run `diffill export --model {folder}` where torch is"
+        )
+    from engine.runtime_torch import TorchRuntime
+
+    return TorchRuntime.from_folder(folder, device, threads)
+
+
+def load_tokenizer(folder: Path, config: ModelConfig):
+    """tokenizer.json, checked to carry the special tokens at 0..4 and the model's vocabulary."""
+    from tokenizers import Tokenizer
+
+    path = folder / TOKENIZER_FILE
+    if not path.exists():
+        raise ModelLoadError(f"no {TOKENIZER_FILE} in model folder {folder}")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        raise ModelLoadError(f"cannot read tokenizer {path}: {str(exc)[:200]}") from None
+    wrong = [t for i, t in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(t) != i]
+    if wrong:
+        raise ModelLoadError(f"tokenizer {path} lacks special tokens at ids 0..4: {wrong}")
+    if tokenizer.get_vocab_size() != config.vocab_size:
+        raise ModelLoadError(
+            f"tokenizer {path} has {tokenizer.get_vocab_size()} tokens, "
+            f"config.json says vocab_size {config.vocab_size}"
+        )
+    return tokenizer
+
+
+def parameter_count(folder: Path) -> int:
+    """Parameters stored in the folder's safetensors, read from the shard headers."""
+    from engine.runtime_onnx import safetensors_header
+
+    total = 0
+    for path in weight_files(folder):
+        for name, info in json.loads(safetensors_header(path)[1]).items():
+            if name != "__metadata__":
+                total += math.prod(info["shape"])
+    return total

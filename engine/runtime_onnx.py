@@ -1,0 +1,111 @@
+"""The ONNX Runtime runtime: the serving path, with no torch anywhere.
+
+A model folder holds two graphs written by `diffill export`: `encode.onnx` (context ids and
+past K/V -> K/V) and `denoise.onnx` (canvas ids and K/V -> logits). Their weights are not in
+the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
+the folder stores the weights once. A fingerprint of the shard headers, written into the
+graphs at export, catches graphs left stale by new weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from engine.checkpoint import load_config, weight_files
+from engine.config import ModelConfig
+from engine.errors import ModelLoadError
+
+ENCODE_GRAPH = "encode.onnx"
+DENOISE_GRAPH = "denoise.onnx"
+FINGERPRINT_KEY = "diffill.weights_fingerprint"
+
+
+def graphs_exist(folder: Path) -> bool:
+    return all((Path(folder) / name).exists() for name in (ENCODE_GRAPH, DENOISE_GRAPH))
+
+
+def safetensors_header(path: Path) -> tuple[int, bytes]:
+    """(size of the 8-byte length plus the JSON header, the header bytes) of a shard."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = handle.read(min(length, 100_000_000))
+    except (OSError, struct.error) as exc:
+        raise ModelLoadError(f"cannot read safetensors header of {path}: {exc}") from None
+    if len(header) != length:
+        raise ModelLoadError(f"safetensors file {path} is truncated (header cut short)")
+    return 8 + length, header
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """Hash of every shard's name, size and header: changes whenever any offset could."""
+    digest = hashlib.sha256()
+    for path in weight_files(Path(folder)):
+        _, header = safetensors_header(path)
+        digest.update(f"{path.name}:{path.stat().st_size}:".encode() + header)
+    return digest.hexdigest()
+
+
+def providers_for(device: str | None) -> list[str]:
+    """CUDA when asked for (or by default when onnxruntime-gpu sees a GPU), else CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ModelLoadError("device 'cuda' asked for but onnxruntime has no CUDA provider")
+    if device in (None, "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRuntime:
+    name = "onnx"
+
+    def __init__(self, folder: Path, device: str | None = None, threads: int = 2) -> None:
+        self.folder = Path(folder)
+        self.config: ModelConfig = load_config(self.folder)
+        fingerprint = weights_fingerprint(self.folder)
+        providers = providers_for(device)
+        self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads, fingerprint)
+        self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads, fingerprint)
+        self.providers = self._denoise.get_providers()
+
+    def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
+        feeds = {"ids": ids.astype(np.int64, copy=False), "past": np.ascontiguousarray(past)}
+        return self._encode.run(None, feeds)[0]
+
+    def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        feeds = {"canvas": canvas.astype(np.int64, copy=False), "kv": np.ascontiguousarray(kv)}
+        return self._denoise.run(None, feeds)[0]
+
+
+def _open_session(path: Path, providers: list[str], threads: int, fingerprint: str):
+    """An InferenceSession for one graph, checked against the current weights."""
+    import onnxruntime as ort
+
+    if not path.exists():
+        raise ModelLoadError(
+            f"no ONNX graph {path.name} in {path.parent}; "
+            f"run `diffill export --model {path.parent}`"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own types for corrupt or mismatched files
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"cannot load ONNX graph {path}: {detail}") from None
+    stored = session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
+    if stored != fingerprint:
+        raise ModelLoadError(
+            f"ONNX graph {path} was exported for other weights; "
+            f"run `diffill export --model {path.parent}` again"
+        )
+    return session

@@ -1,0 +1,76 @@
+"""The torch runtime: engine/model.py behind the numpy `Runtime` protocol of engine/sampler.py.
+
+Used for training-side checks, export parity and as the fallback when no ONNX graphs exist.
+torch is imported when a runtime is built, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.checkpoint import load_config, load_weights
+from engine.config import ModelConfig
+from engine.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from engine.model import DiffusionFIM
+
+
+class TorchRuntime:
+    name = "torch"
+
+    def __init__(self, model: DiffusionFIM, threads: int | None = 2) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.config: ModelConfig = model.config
+        self.device = model.embed.weight.device
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, device: str | None = None, threads: int | None = 2
+    ) -> TorchRuntime:
+        """Build the model from config.json and the safetensors weights of a model folder."""
+        return cls(load_model(Path(folder), device), threads)
+
+    def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            kv = self.model.encode_context(self._tensor(ids), self._tensor(past))
+        return kv.cpu().numpy()
+
+    def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            cache = self._tensor(kv).expand(-1, -1, canvas.shape[0], -1, -1, -1)  # (L,2,N,H,P,D)
+            logits = self.model.denoise(self._tensor(canvas), cache)
+        return logits.float().cpu().numpy()
+
+    def _tensor(self, array: np.ndarray):  # -> torch.Tensor
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+
+def load_model(folder: Path, device: str | None = None) -> DiffusionFIM:
+    """The torch model of a model folder, with clear errors for mismatched weights."""
+    import torch
+
+    from engine.model import DiffusionFIM
+
+    config = load_config(folder)
+    state = {name: torch.from_numpy(array) for name, array in load_weights(folder).items()}
+    model = DiffusionFIM(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise ModelLoadError(f"weights in {folder} do not match config.json: {detail}") from None
+    return model.to(device or "cpu").eval()
