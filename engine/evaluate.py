@@ -1,0 +1,197 @@
+"""`diffill eval`: fill-in-the-middle quality on held-out files, diffusion and ar side by side.
+
+Examples come from the corpus manifest's held-out split (files never trained on), cut with
+the same span logic training uses (engine.fim.cut_span), in a seeded order so every run sees
+the same examples. Each answer is scored by exact match (trailing whitespace ignored) and
+edit similarity (difflib ratio); two trivial answers, empty and `pass`, are the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import random
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.completer import Completer, CompletionRequest
+
+KINDS: dict[str, str | None] = {"single-line": "line", "multi-line": "lines", "random-span": None}
+BASELINES: dict[str, str] = {"empty": "", "pass": "pass"}
+MODES = ("diffusion", "ar")
+DEFAULT_MANIFEST = Path("data/corpus.json")
+
+
+@dataclass(frozen=True)
+class Example:
+    path: str
+    language: str
+    kind: str
+    prefix: str
+    middle: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    steps: int = 0
+    latency_ms: float = 0.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from engine.complete import add_model_arguments
+
+    add_model_arguments(parser)
+    parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
+    parser.add_argument("--limit", type=int, default=20, help="examples per span kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
+    parser.add_argument("--suffix-chars", type=int, default=1000, help="context kept after")
+    parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.loading import open_completer
+
+    manifest = load_or_build_manifest(args.manifest)
+    examples = heldout_examples(manifest, args.limit, args.seed)
+    examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
+    completer = open_completer(args.model, args.runtime, args.device, args.threads)
+    rows = score_rows(examples, answer_all(completer, examples, args.max_tokens))
+    print(json.dumps(rows, indent=1) if args.json else table(rows))
+    return 0
+
+
+def load_or_build_manifest(path: Path | None) -> dict:
+    """The given manifest, else data/corpus.json, else a fresh one built as `diffill corpus`
+    builds it (same roots, same deterministic held-out split)."""
+    from engine import corpus
+
+    if path or DEFAULT_MANIFEST.exists():
+        return corpus.load_manifest(path or DEFAULT_MANIFEST)
+    print(f"no {DEFAULT_MANIFEST}; collecting the default corpus", file=sys.stderr)
+    languages = ("python",)
+    return corpus.collect(corpus.default_roots(languages), languages, (), 0.02)
+
+
+def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
+    """`limit` examples of each span kind, one span per held-out file, in a seeded order."""
+    from engine.corpus import iter_texts
+
+    files = sorted(manifest["files"], key=lambda entry: entry["path"])
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    wanted = {kind: limit for kind in KINDS}
+    found: list[Example] = []
+    for entry, text in iter_texts({"files": files}, "heldout"):
+        kind = next((k for k in KINDS if wanted[k] > 0), None)
+        if kind is None:
+            break
+        example = cut_example(entry, text, kind, rng)
+        if example is not None:
+            found.append(example)
+            wanted[kind] -= 1
+    return found
+
+
+def cut_example(entry: dict, text: str, kind: str, rng: random.Random) -> Example | None:
+    from engine.fim import cut_span
+
+    span = cut_span(text, rng, KINDS[kind])
+    if span is None or not span.middle.strip():
+        return None
+    return Example(entry["path"], entry["language"], kind, span.prefix, span.middle, span.suffix)
+
+
+def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
+    """The window an editor would send: the end of the prefix, the start of the suffix."""
+    prefix = example.prefix[-prefix_chars:] if prefix_chars else ""
+    return Example(
+        **{**example.__dict__, "prefix": prefix, "suffix": example.suffix[:suffix_chars]}
+    )
+
+
+def answer_all(
+    completer: Completer, examples: list[Example], max_tokens: int
+) -> dict[str, list[Answer]]:
+    """Every answer source's answer to every example; both modes share one context encode."""
+    answers: dict[str, list[Answer]] = {name: [] for name in (*MODES, *BASELINES)}
+    for example in examples:
+        for mode in MODES:
+            request = CompletionRequest(
+                example.prefix, example.suffix, max_tokens=max_tokens, mode=mode
+            )
+            result = completer.complete(request)
+            steps = result.candidates[0].steps if result.candidates else 0
+            answers[mode].append(Answer(result.text, steps, result.timings.total_ms))
+        for name, text in BASELINES.items():
+            answers[name].append(Answer(text))
+    return answers
+
+
+def exact(answer: str, middle: str) -> bool:
+    return answer.rstrip() == middle.rstrip()
+
+
+def similarity(answer: str, middle: str) -> float:
+    return difflib.SequenceMatcher(None, answer.rstrip(), middle.rstrip()).ratio()
+
+
+def score_rows(examples: list[Example], answers: dict[str, list[Answer]]) -> list[dict]:
+    """One row per (answer source, language, kind), plus an `all` kind per language."""
+    rows = []
+    for source, source_answers in answers.items():
+        for language, kind, picked in groups(examples):
+            rows.append(
+                score(source, language, kind, [(examples[i], source_answers[i]) for i in picked])
+            )
+    return rows
+
+
+def groups(examples: list[Example]) -> Iterator[tuple[str, str, list[int]]]:
+    for language in sorted({e.language for e in examples}):
+        for kind in (*KINDS, "all"):
+            picked = [
+                i
+                for i, e in enumerate(examples)
+                if e.language == language and kind in (e.kind, "all")
+            ]
+            if picked:
+                yield language, kind, picked
+
+
+def score(source: str, language: str, kind: str, pairs: list[tuple[Example, Answer]]) -> dict:
+    latencies = [a.latency_ms for _, a in pairs]
+    return {
+        "answer": source,
+        "language": language,
+        "kind": kind,
+        "examples": len(pairs),
+        "exact_match": _mean([float(exact(a.text, e.middle)) for e, a in pairs]),
+        "edit_similarity": _mean([similarity(a.text, e.middle) for e, a in pairs]),
+        "empty_share": _mean([float(not a.text.strip()) for _, a in pairs]),
+        "mean_steps": _mean([float(a.steps) for _, a in pairs]),
+        "latency_p50_ms": statistics.median(latencies),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def table(rows: list[dict]) -> str:
+    head = "| answer | language | kind | n | exact | edit sim | empty | steps | p50 ms |"
+    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['answer']} | {r['language']} | {r['kind']} | {r['examples']} "
+            f"| {r['exact_match']:.1%} | {r['edit_similarity']:.3f} | {r['empty_share']:.1%} "
+            f"| {r['mean_steps']:.1f} | {r['latency_p50_ms']:.1f} |"
+        )
+    return "\n".join(lines)
