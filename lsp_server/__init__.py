@@ -1,0 +1,1 @@
+"""The diffill language server (pygls): protocol, context, scheduling, post-processing."""

@@ -1,0 +1,80 @@
+"""Plain functions from a document position to engine requests and back to shown texts.
+
+Nothing here knows about the server object: the handlers pass in the document, the window
+planner and the settings, so every step can be tested on strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from engine.completer import CompletionRequest, CompletionResult
+from lsp_server.config import Settings
+from lsp_server.context import Window, WindowPlanner
+from lsp_server.documents import cursor_offset
+from lsp_server.postprocess import Context, postprocess
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    uri: str
+    window: Window
+    language: str
+    head: str = ""  # text every item must start with (selectedCompletionInfo), already in prefix
+
+    @property
+    def post(self) -> Context:
+        return Context(self.window.prefix, self.window.suffix, self.language)
+
+
+def cursor_context(
+    document: TextDocument,
+    position: types.Position,
+    planner: WindowPlanner,
+    settings: Settings,
+    selected: types.SelectedCompletionInfo | None = None,
+) -> CursorContext:
+    """The window the model sees at `position`; with a selected completion-menu item, the
+    window is taken as if that item were already inserted over its range."""
+    text, offset, head = document.source, cursor_offset(document, position), ""
+    if selected is not None:
+        start, end = (
+            cursor_offset(document, p) for p in (selected.range.start, selected.range.end)
+        )
+        head = selected.text
+        text, offset = text[:start] + head + text[end:], start + len(head)
+    c = settings.context
+    window = planner.window(
+        document.uri, text, offset, c.budget_tokens, c.suffix_share, c.grid_lines
+    )
+    return CursorContext(document.uri, window, document.language_id or "", head)
+
+
+def engine_request(context: CursorContext, settings: Settings, count: int) -> CompletionRequest:
+    m = settings.model
+    return CompletionRequest(
+        prefix=context.window.prefix,
+        suffix=context.window.suffix,
+        max_tokens=m.max_tokens,
+        mode=m.mode,  # type: ignore[arg-type]  # checked against the choices in config
+        max_steps=m.steps or None,
+        threshold=m.threshold,
+        num_candidates=count,
+    )
+
+
+def shown_texts(texts: list[str] | tuple[str, ...], context: CursorContext) -> tuple[str, ...]:
+    """Post-processed, distinct, non-empty texts in model order."""
+    kept: dict[str, None] = {}
+    for text in texts:
+        shown = postprocess(text, context.post)
+        if shown is not None:
+            kept.setdefault(shown)
+    return tuple(kept)
+
+
+def result_texts(result: CompletionResult, context: CursorContext) -> tuple[str, ...]:
+    return shown_texts([c.text for c in result.candidates], context)

@@ -1,0 +1,120 @@
+"""Server settings: nested, fully defaulted dataclasses and one camelCase converter.
+
+Settings arrive as JSON from `initializationOptions` and `workspace/didChangeConfiguration`
+(either bare or under a top-level "diffill" key), both through `settings_from_json`.
+Unknown keys are ignored; a value of the wrong type or out of range is reported as an issue
+and its default applies, so a typo never takes the server down. The JSON shape:
+
+    {
+      "enable": true,
+      "languages": {"markdown": false},        # per-language switch, by LSP languageId
+      "alternatives": 3,                       # items for an Invoked (manual) trigger
+      "maxFileBytes": 2000000,                 # bigger documents get an error, not a completion
+      "model": {"path": "", "runtime": "auto", "mode": "diffusion",
+                "steps": 0, "threshold": 0.9, "maxTokens": 64},
+      "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
+                  "prepareDelayMs": 30}
+    }
+
+`model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> dict:
+    return {"low": low, "high": high, "choices": choices}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str = ""
+    runtime: str = field(default="auto", metadata=_limits(choices=("auto", "onnx", "torch")))
+    mode: str = field(default="diffusion", metadata=_limits(choices=("diffusion", "ar")))
+    steps: int = field(default=0, metadata=_limits(0, 1024))
+    threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
+    max_tokens: int = field(default=64, metadata=_limits(1, 1024))
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    budget_tokens: int = field(default=1024, metadata=_limits(16, 32768))
+    suffix_share: float = field(default=0.25, metadata=_limits(0.0, 0.9))
+    grid_lines: int = field(default=32, metadata=_limits(1, 10000))  # window start snaps to this
+    prepare_delay_ms: int = field(default=30, metadata=_limits(0, 5000))  # didChange debounce
+
+
+@dataclass(frozen=True)
+class Settings:
+    enable: bool = True
+    languages: dict[str, bool] = field(default_factory=dict)
+    alternatives: int = field(default=3, metadata=_limits(1, 10))
+    max_file_bytes: int = field(default=2_000_000, metadata=_limits(1000, 1 << 30))
+    model: ModelSettings = field(default_factory=ModelSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+
+    def enabled_for(self, language_id: str) -> bool:
+        return self.enable and self.languages.get(language_id, True)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def _check_scalar(value: Any, default: Any, meta: dict) -> str | None:
+    """Why `value` cannot replace `default`, or None when it can."""
+    expected = type(default)
+    accepted = (int, float) if expected is float else expected
+    if isinstance(value, bool) != (expected is bool) or not isinstance(value, accepted):
+        return f"expected {expected.__name__}, got {type(value).__name__} {value!r}"
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"expected one of {', '.join(meta['choices'])}, got {value!r}"
+    low, high = meta.get("low"), meta.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        return f"expected a value in [{low}, {high}], got {value!r}"
+    return None
+
+
+def _convert_field(f: dataclasses.Field, value: Any, default: Any, path: str, issues: list[str]):
+    if dataclasses.is_dataclass(default):
+        return _from_json(type(default), value, path, issues)
+    if isinstance(default, dict):
+        if isinstance(value, dict) and all(isinstance(v, bool) for v in value.values()):
+            return {str(k): v for k, v in value.items()}
+        issues.append(f"{path}: expected an object of true/false values, got {value!r}")
+        return default
+    problem = _check_scalar(value, default, dict(f.metadata))
+    if problem:
+        issues.append(f"{path}: {problem}")
+        return default
+    return float(value) if isinstance(default, float) else value
+
+
+def _from_json(cls: type, data: Any, path: str, issues: list[str]) -> Any:
+    defaults = cls()
+    if not isinstance(data, dict):
+        issues.append(f"{path or 'settings'}: expected an object, got {data!r}")
+        return defaults
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = camel(f.name)
+        default = getattr(defaults, f.name)
+        if key in data and data[key] is not None:
+            where = f"{path}.{key}" if path else key
+            values[f.name] = _convert_field(f, data[key], default, where, issues)
+    return dataclasses.replace(defaults, **values)
+
+
+def settings_from_json(data: Any) -> tuple[Settings, list[str]]:
+    """Settings from client JSON, plus one line per invalid value that fell back to its default."""
+    issues: list[str] = []
+    if isinstance(data, dict) and isinstance(data.get("diffill"), dict):
+        data = data["diffill"]
+    if data is None:
+        return Settings(), issues
+    return _from_json(Settings, data, "", issues), issues

@@ -1,0 +1,125 @@
+"""The token-budgeted window of prefix and suffix around the cursor.
+
+The model sees `suffix` first and then `prefix` (SPM), and the engine keeps the context's
+keys/values between keystrokes: typing only appends to the prefix, so the cache stays valid
+as long as the window's first line stays put. The start therefore moves with hysteresis:
+it is kept while the prefix still fits, and when it overflows it jumps forward to a coarse
+line grid, far enough to leave a quarter of the budget free for the typing that follows.
+Windows are cut at line boundaries; the cursor's own line is always whole on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MARGIN = 0.25  # share of the prefix budget left free after the window start moves
+CURRENT_LINE_CHARS = 4000  # a minified line is cut to this many characters each side
+
+
+@dataclass(frozen=True)
+class Window:
+    prefix: str
+    suffix: str
+    start_line: int  # document line of the prefix's first character
+
+
+class LineCounter:
+    """Token counts per line, cached: a keystroke re-counts only the line it changed."""
+
+    def __init__(self, count_tokens: Callable[[str], int], capacity: int = 50_000) -> None:
+        self._count, self._capacity, self._seen = count_tokens, capacity, {}
+
+    def __call__(self, line: str) -> int:
+        if line not in self._seen:
+            if len(self._seen) >= self._capacity:
+                self._seen.clear()
+            self._seen[line] = self._count(line)
+        return self._seen[line]
+
+
+def _suffix(text: str, offset: int, budget: int, count: Callable[[str], int]) -> tuple[str, int]:
+    """Rest of the cursor's line plus whole following lines within `budget` tokens."""
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end + 1
+    end = min(end, offset + CURRENT_LINE_CHARS)
+    used = count(text[offset:end])
+    while end < len(text):
+        nxt = text.find("\n", end)
+        nxt = len(text) if nxt < 0 else nxt + 1
+        cost = count(text[end:nxt])
+        if used + cost > budget:
+            break
+        used, end = used + cost, nxt
+    return text[offset:end], used
+
+
+def _line_starts_back(text: str, line_start: int, budgets: tuple[int, int], count) -> list[int]:
+    """Earliest line starts (char offsets) whose lines before `line_start` fit each budget."""
+    fits, used, start = [line_start, line_start], 0, line_start
+    while start > 0:
+        prev = text.rfind("\n", 0, start - 1) + 1
+        used += count(text[prev:start])
+        if used > budgets[0]:
+            break
+        fits[0] = prev
+        if used <= budgets[1]:
+            fits[1] = prev
+        start = prev
+    return fits
+
+
+def _snap_forward(text: str, start: int, line_start: int, grid: int) -> int:
+    """The first line at or after `start` whose number is a multiple of `grid`."""
+    line = text.count("\n", 0, start)
+    while line % grid and start < line_start:
+        start = text.find("\n", start) + 1
+        line += 1
+    return start
+
+
+def build_window(
+    text: str,
+    offset: int,
+    count: Callable[[str], int],
+    budget: int,
+    suffix_share: float,
+    grid: int = 32,
+    anchor: int | None = None,
+) -> Window:
+    """The window at `offset`, keeping the start line `anchor` when it still fits."""
+    suffix, used = _suffix(text, offset, int(budget * suffix_share), count)
+    line_start = max(text.rfind("\n", 0, offset) + 1, offset - CURRENT_LINE_CHARS)
+    room = max(budget - used - count(text[line_start:offset]), 0)
+    fit, fit_margin = _line_starts_back(text, line_start, (room, int(room * (1 - MARGIN))), count)
+    fit_line, cursor_line = text.count("\n", 0, fit), text.count("\n", 0, offset)
+    if anchor is not None and fit_line <= anchor <= cursor_line:
+        start = _offset_of_line(text, fit, fit_line, anchor)
+    elif fit == 0:
+        start = 0
+    else:
+        start = _snap_forward(text, fit_margin, line_start, grid)
+    return Window(text[start:offset], suffix, text.count("\n", 0, start))
+
+
+def _offset_of_line(text: str, offset: int, line: int, target: int) -> int:
+    while line < target:
+        offset, line = text.find("\n", offset) + 1, line + 1
+    return offset
+
+
+class WindowPlanner:
+    """Windows per document, remembering each document's start line for the hysteresis."""
+
+    def __init__(self, count_tokens: Callable[[str], int]) -> None:
+        self._count = LineCounter(count_tokens)
+        self._anchors: dict[str, int] = {}
+
+    def window(self, uri: str, text: str, offset: int, budget: int, share: float, grid: int):
+        anchor = self._anchors.get(uri)
+        window = build_window(text, offset, self._count, budget, share, grid, anchor)
+        self._anchors[uri] = window.start_line
+        return window
+
+    def forget(self, uri: str) -> None:
+        self._anchors.pop(uri, None)

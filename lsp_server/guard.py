@@ -1,0 +1,40 @@
+"""Turn the engine's expected errors into LSP answers at the handler boundary.
+
+Bad input (unknown document, position past the end, oversized or binary text) becomes an
+InvalidParams error whose message names the problem; a cancelled or superseded request
+becomes RequestCancelled (-32800); any other engine failure is logged and answered with an
+empty result, so the server stays up.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+
+from engine.errors import Cancelled, DiffillError, InputError
+
+T = TypeVar("T")
+
+
+def lsp_errors(empty: Any = None) -> Callable:
+    """Decorate an async handler `(ls, params)`; `empty` is the answer after an engine failure."""
+
+    def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(handler)
+        async def guarded(ls, params):
+            try:
+                return await handler(ls, params)
+            except Cancelled as exc:
+                raise JsonRpcRequestCancelled(f"request cancelled: {exc}") from None
+            except InputError as exc:
+                raise JsonRpcInvalidParams(str(exc)) from None
+            except DiffillError as exc:
+                ls.log(f"completion failed: {exc}", error=True)
+                return empty() if callable(empty) else empty
+
+        return guarded
+
+    return decorate

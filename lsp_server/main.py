@@ -1,0 +1,34 @@
+"""`diffill lsp` and `python -m lsp_server`: run the language server over stdio."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", help="model folder (default: the embedded model); overrides model.path"
+    )
+    parser.add_argument(
+        "--runtime", choices=("auto", "onnx", "torch"), help="overrides the model.runtime setting"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="Python log level for stderr (default WARNING)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="diffill lsp: %(message)s")
+    from lsp_server.server import server
+
+    overrides = {"path": args.model, "runtime": args.runtime}
+    server.overrides = {key: value for key, value in overrides.items() if value is not None}
+    server.start_io()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m lsp_server", description=__doc__)
+    configure(parser)
+    return run(parser.parse_args())

@@ -1,0 +1,64 @@
+"""Where engine calls run: one model thread, latest request wins per document.
+
+Every engine call goes to a single worker thread, so the event loop never blocks and the
+engine's context cache sees calls in order. A completion carries a cancel flag that the
+engine polls between denoising steps; the flag is set when the client cancels the request
+(`$/cancelRequest` cancels the handler's task) or when a newer request for the same
+document arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from engine.errors import Cancelled
+
+T = TypeVar("T")
+IsCancelled = Callable[[], bool]
+
+
+class ModelWorker:
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffill-model")
+        self._latest: dict[str, threading.Event] = {}
+        self.in_flight = 0
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run fn(*args) on the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Queue fn on the model thread without waiting for it."""
+        self._executor.submit(fn)
+
+    async def run_latest(self, key: str, fn: Callable[[IsCancelled], T]) -> T:
+        """Run fn(is_cancelled) on the model thread, cancelling the previous call for `key`."""
+        flag = threading.Event()
+        if (previous := self._latest.get(key)) is not None:
+            previous.set()
+        self._latest[key] = flag
+        self.in_flight += 1
+        try:
+            return await self.run(_unless_cancelled, fn, flag)
+        except asyncio.CancelledError:
+            flag.set()
+            raise
+        finally:
+            self.in_flight -= 1
+            if self._latest.get(key) is flag:
+                del self._latest[key]
+
+    def close(self) -> None:
+        for flag in self._latest.values():
+            flag.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _unless_cancelled(fn: Callable[[IsCancelled], T], flag: threading.Event) -> T:
+    if flag.is_set():
+        raise Cancelled("a newer request replaced this one before it started")
+    return fn(flag.is_set)

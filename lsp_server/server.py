@@ -1,0 +1,242 @@
+"""The diffill language server: inline completion, the completion-list fallback, settings,
+model loading with progress, and the `diffill/status` / `diffill.accepted` contract
+(shapes in lsp_server/status.py).
+
+`DiffillServer` holds the state (settings, the completer, the model thread, the cache); the
+handlers below only read the document, build the context with a plain function, ask the
+server for texts and convert them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from engine.errors import DiffillError
+from lsp_server import completion, convert
+from lsp_server.cache import CompletionCache
+from lsp_server.config import Settings, settings_from_json
+from lsp_server.context import WindowPlanner
+from lsp_server.documents import cursor_offset, open_document
+from lsp_server.engine_host import EngineHost, open_model
+from lsp_server.guard import lsp_errors
+from lsp_server.prepare import Preparer
+from lsp_server.protocol import DiffillProtocol
+from lsp_server.scheduler import ModelWorker
+from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, Stats
+
+VERSION = "0.1.0"
+
+
+class DiffillServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("diffill", VERSION, protocol_cls=DiffillProtocol)
+        self.settings = Settings()
+        self.engine = EngineHost()
+        self.worker = ModelWorker()
+        self.preparer = Preparer(self.worker, on_error=self.log)
+        self.cache = CompletionCache()
+        self.stats = Stats()
+        self.planner: WindowPlanner | None = None
+        self.overrides: dict[str, object] = {}  # from the command line, over client settings
+        self._loading: asyncio.Task | None = None
+
+    def log(self, message: str, error: bool = False) -> None:
+        kind = types.MessageType.Error if error else types.MessageType.Log
+        self.window_log_message(types.LogMessageParams(type=kind, message=f"diffill: {message}"))
+
+    def warn(self, message: str) -> None:
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=f"diffill: {message}")
+        )
+        self.log(message)
+
+    def apply_settings(self, data: object) -> None:
+        """Settings from the client (both paths), command-line overrides on top."""
+        settings, issues = settings_from_json(data)
+        model = dataclasses.replace(settings.model, **self.overrides)
+        self.settings = dataclasses.replace(settings, model=model)
+        for issue in issues:
+            self.warn(f"invalid setting {issue}; using the default")
+        if self.engine.source != (model.path, model.runtime) and self._loading is not None:
+            self.start_loading()
+
+    def start_loading(self) -> None:
+        """Load (or reload) the model on the model thread; requests meanwhile answer empty."""
+        if self._loading is not None:
+            self._loading.cancel()
+        source = (self.settings.model.path, self.settings.model.runtime)
+        self.engine.loading(source)
+        self._loading = asyncio.ensure_future(self._load(source))
+
+    async def _load(self, source: tuple[str, str]) -> None:
+        progress = await self._begin_progress(f"loading model {source[0] or '(embedded)'}")
+        try:
+            completer = await self.worker.run(open_model, *source)
+            self.engine.ready(completer)
+            self.planner, self.cache = WindowPlanner(completer.count_tokens), CompletionCache()
+            self.log(f"model ready: {completer.describe()}")
+        except DiffillError as exc:
+            self.engine.failed(str(exc))
+            self.warn(f"cannot load the model: {exc}")
+        finally:
+            self._end_progress(progress, self.engine.error or "model ready")
+
+    async def _begin_progress(self, message: str) -> str | None:
+        capable = (
+            self.client_capabilities.window and self.client_capabilities.window.work_done_progress
+        )
+        if not capable:
+            return None
+        token = f"diffill-load-{uuid.uuid4()}"
+        await self.work_done_progress.create_async(token)
+        self.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title="diffill", message=message)
+        )
+        return token
+
+    def _end_progress(self, token: str | None, message: str) -> None:
+        if token is not None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+    def document(self, uri: str):
+        return open_document(self.workspace, uri, self.settings.max_file_bytes)
+
+    def usable_for(self, document) -> bool:
+        """The model is loaded and completion is enabled for this document's language."""
+        return self.engine.completer is not None and self.settings.enabled_for(
+            document.language_id or ""
+        )
+
+    async def texts(self, context: completion.CursorContext, count: int) -> tuple[str, ...]:
+        """Suggestions for a context: from the cache, or from the model on its thread."""
+        started = time.perf_counter()
+        self.preparer.cancel(context.uri)
+        window = context.window
+        cached = self.cache.get(window.prefix, window.suffix)
+        if cached is not None and (len(cached) >= count or count == 1):
+            texts = completion.shown_texts(cached, context)
+        else:
+            request = completion.engine_request(context, self.settings, count)
+            result = await self.worker.run_latest(
+                context.uri, lambda cancelled: self.engine.completer.complete(request, cancelled)
+            )
+            texts = completion.result_texts(result, context)
+            self.cache.put(window.prefix, window.suffix, texts)
+        self.stats.record((time.perf_counter() - started) * 1000, cached is not None)
+        return texts[:count]
+
+    def prepare_job(self, uri: str, edit_offset: int):
+        """The pre-encoding for the window at `edit_offset`, built when the debounce fires."""
+
+        def build():
+            if uri not in self.workspace.text_documents or self.planner is None:
+                return None
+            document = self.workspace.get_text_document(uri)
+            if not self.usable_for(document) or edit_offset > len(document.source):
+                return None
+            c = self.settings.context
+            window = self.planner.window(
+                uri, document.source, edit_offset, c.budget_tokens, c.suffix_share, c.grid_lines
+            )
+            return lambda: self.engine.completer.prepare(window.prefix, window.suffix)
+
+        return build
+
+    def status(self) -> dict[str, object]:
+        return {
+            "state": self.engine.state,
+            "error": self.engine.error,
+            "model": self.engine.describe(),
+            "mode": self.settings.model.mode,
+            "runtime": self.settings.model.runtime,
+            "enabled": self.settings.enable,
+            **self.stats.as_json(),
+            "pending": self.worker.in_flight + self.preparer.pending,
+        }
+
+
+server = DiffillServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def initialized(ls: DiffillServer, params: types.InitializedParams) -> None:
+    ls.start_loading()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: DiffillServer, params: types.DidChangeConfigurationParams):
+    if params.settings is not None:  # null: the client expects a pull, which we do not need
+        ls.apply_settings(params.settings)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: DiffillServer, params: types.DidChangeTextDocumentParams) -> None:
+    change = params.content_changes[-1] if params.content_changes else None
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return
+    document = ls.workspace.get_text_document(params.text_document.uri)
+    try:
+        edit_end = cursor_offset(document, change.range.start) + len(change.text)
+    except DiffillError:
+        return
+    delay = ls.settings.context.prepare_delay_ms / 1000
+    ls.preparer.schedule(document.uri, ls.prepare_job(document.uri, edit_end), delay)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: DiffillServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.preparer.cancel(params.text_document.uri)
+    if ls.planner is not None:
+        ls.planner.forget(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+@lsp_errors(empty=lambda: types.InlineCompletionList(items=[]))
+async def inline_completion(ls: DiffillServer, params: types.InlineCompletionParams):
+    document = ls.document(params.text_document.uri)
+    selected = params.context.selected_completion_info
+    if not ls.usable_for(document):
+        return types.InlineCompletionList(items=[])
+    context = completion.cursor_context(
+        document, params.position, ls.planner, ls.settings, selected
+    )
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    texts = await ls.texts(context, ls.settings.alternatives if invoked else 1)
+    return convert.inline_items(texts, document.uri, params.position, selected)
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+@lsp_errors(empty=lambda: types.CompletionList(is_incomplete=True, items=[]))
+async def completion_fallback(ls: DiffillServer, params: types.CompletionParams):
+    document = ls.document(params.text_document.uri)
+    if not ls.usable_for(document):
+        return types.CompletionList(is_incomplete=True, items=[])
+    context = completion.cursor_context(document, params.position, ls.planner, ls.settings)
+    texts = await ls.texts(context, 1)
+    return convert.completion_list(texts, document.uri, params.position)
+
+
+@server.command(ACCEPTED_COMMAND)
+def accepted(ls: DiffillServer, *arguments: object) -> None:
+    ls.stats.accepted += 1
+
+
+@server.feature(STATUS_REQUEST)
+def status(ls: DiffillServer, params: object) -> dict[str, object]:
+    return ls.status()
+
+
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: DiffillServer, params: None) -> None:
+    ls.worker.close()

@@ -1,0 +1,65 @@
+"""The contract with editor clients beyond standard LSP: `diffill/status` and `diffill.accepted`.
+
+`diffill/status` (request; params: none or {}) returns:
+
+    {
+      "state": "loading" | "ready" | "failed",
+      "error": str | null,              # why the model could not load, one line
+      "model": {...},                   # Completer.describe(): name, runtime, sizes
+      "mode": "diffusion" | "ar",
+      "runtime": str,                   # the runtime setting ("auto", "onnx", "torch")
+      "enabled": bool,
+      "latencyMs": {"last": [float, ...], "p50": float | null, "p95": float | null},
+      "served": int,                    # completion requests answered with items
+      "cacheHits": int,                 # of those, answered from the cache
+      "accepted": int,                  # suggestions the user accepted (diffill.accepted)
+      "pending": int                    # completion and pre-encoding jobs not finished yet
+    }
+
+`diffill.accepted` (a `workspace/executeCommand` command; every item the server returns
+carries it as `command`, so clients run it after inserting the item): arguments
+`[{"uri": str, "chars": int}]`, result null. It only increments the local accept count:
+nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+STATUS_REQUEST = "diffill/status"
+ACCEPTED_COMMAND = "diffill.accepted"
+KEPT_LATENCIES = 20
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(int(share * len(ordered)), len(ordered) - 1)], 2)
+
+
+@dataclass
+class Stats:
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_LATENCIES))
+    served: int = 0
+    cache_hits: int = 0
+    accepted: int = 0
+
+    def record(self, milliseconds: float, cached: bool) -> None:
+        self.latencies.append(round(milliseconds, 2))
+        self.served += 1
+        self.cache_hits += cached
+
+    def as_json(self) -> dict[str, object]:
+        last = list(self.latencies)
+        return {
+            "latencyMs": {
+                "last": last,
+                "p50": _percentile(last, 0.5),
+                "p95": _percentile(last, 0.95),
+            },
+            "served": self.served,
+            "cacheHits": self.cache_hits,
+            "accepted": self.accepted,
+        }

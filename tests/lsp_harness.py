@@ -1,0 +1,106 @@
+"""Shared pieces of the language-server tests: model folders, the real `diffill lsp` client,
+documents with a marked cursor, and waiting for the model to load (on its progress report,
+never on a sleep)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+REPO = Path(__file__).resolve().parent.parent
+EMBEDDED = REPO / "models"
+DIFFILL = [str(Path(sys.executable).with_name("diffill")), "lsp"]
+CURSOR = "║"
+UNITS = {"utf-16": "utf-16-le", "utf-8": "utf-8"}
+_built: dict[str, Path] = {}
+
+
+def embedded_model_ready() -> bool:
+    return (EMBEDDED / "config.json").exists() and (EMBEDDED / "tokenizer.json").exists()
+
+
+def capabilities(inline: bool = True, encodings: list[str] | None = None):
+    text = types.TextDocumentClientCapabilities(
+        inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
+        completion=types.CompletionClientCapabilities(),
+    )
+    general = types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None
+    return types.ClientCapabilities(
+        text_document=text,
+        general=general,
+        window=types.WindowClientCapabilities(work_done_progress=True),
+    )
+
+
+def lsp_fixture(**server_env: str):
+    """Decorates a pytest-lsp fixture that runs the real `diffill lsp` command."""
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", **server_env}
+    return pytest_lsp.fixture(config=ClientServerConfig(server_command=DIFFILL, server_env=env))
+
+
+async def start(
+    client: LanguageClient, model: Path, inline: bool = True, encodings=None, **settings
+) -> types.InitializeResult:
+    """Initialize with `model` and wait until it has loaded."""
+    options = {"model": {"path": str(model), **settings.pop("model", {})}, **settings}
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities(inline, encodings), initialization_options=options
+        )
+    )
+    await wait_loaded(client)
+    return result
+
+
+async def wait_loaded(client: LanguageClient) -> None:
+    """Until the server's model-load progress ends."""
+    while not any(
+        isinstance(report, types.WorkDoneProgressEnd)
+        for reports in client.progress_reports.values()
+        for report in reports
+    ):
+        await client.wait_for_notification(types.PROGRESS)
+
+
+def open_doc(
+    client: LanguageClient,
+    marked: str,
+    uri: str = "file:///w/a.py",
+    language: str = "python",
+    encoding: str = "utf-16",
+) -> types.Position:
+    """Open `marked` (the cursor shown as ║) and return the cursor position in `encoding`."""
+    text = marked.replace(CURSOR, "")
+    before = marked[: marked.index(CURSOR)]
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+        )
+    )
+    line_start = before[before.rfind("\n") + 1 :]
+    width = len(line_start.encode(UNITS[encoding])) // (2 if encoding == "utf-16" else 1)
+    return types.Position(line=before.count("\n"), character=width)
+
+
+def trained_model(tmp_root: Path) -> Path:
+    """A tiny model trained to fill `tiny_model.TRAIN_PREFIX` with `TRAIN_MIDDLE`, built once."""
+    if "trained" not in _built:
+        from tiny_model import build_model_folder
+
+        _built["trained"] = build_model_folder(tmp_root / "trained-tiny", train_steps=150)
+    return _built["trained"]
+
+
+def serving_model(tmp_root: Path) -> Path:
+    """The embedded model in models/ once it is committed, else the trained tiny one."""
+    return EMBEDDED if embedded_model_ready() else trained_model(tmp_root)
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
