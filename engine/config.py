@@ -78,3 +78,76 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     if name not in MODEL_PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose from {sorted(MODEL_PRESETS)}")
     return ModelConfig(**{**MODEL_PRESETS[name], **overrides})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one `diffill train` run; presets below say what each run kind changes."""
+
+    model_preset: str = "default"
+    seq_len: int = 256  # S: tokens per training sequence, a multiple of canvas_size
+    batch_size: int = 8
+    max_steps: int = 100_000
+    max_minutes: float = 0.0  # wall-clock budget; 0 means steps only
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    t_min: float = 0.02  # masking rate t ~ U(t_min, 1); the 1/t weight stays bounded
+    ar_weight: float = 0.5  # next-token loss on the clean copy, relative to the diffusion loss
+    eom_pad_weight: float = 0.1  # <eom> padding past the first one is an easy, frequent target
+    max_middle_tokens: int = 64
+    examples_per_file: int = 4  # spans cut from one file before moving to the next
+    log_every: int = 10
+    save_every: int = 200
+    eval_batches: int = 4  # held-out batches for the loss logged at each save
+    workers: int = 0  # data-loader processes; 0 builds examples in the training process
+    threads: int = 2  # CPU threads for torch
+    device: str = "auto"  # auto picks cuda when available
+    compile: bool = False  # torch.compile on CUDA
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seq_len <= 0 or self.batch_size <= 0 or self.max_steps <= 0:
+            raise ValueError(
+                f"seq_len, batch_size and max_steps must be positive, got "
+                f"{self.seq_len}, {self.batch_size}, {self.max_steps}"
+            )
+        if not 0.0 < self.t_min < 1.0:
+            raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "model_preset": "tiny",
+        "seq_len": 64,
+        "batch_size": 4,
+        "max_steps": 40,
+        "lr": 3e-3,
+        "warmup_steps": 5,
+        "max_middle_tokens": 24,
+        "log_every": 5,
+        "save_every": 20,
+        "eval_batches": 1,
+    },
+    "default": {},
+    "gpu": {  # one H200 for about 8 minutes: several hundred million tokens
+        "seq_len": 512,
+        "batch_size": 256,
+        "max_minutes": 8.0,
+        "lr": 3e-3,
+        "warmup_steps": 200,
+        "log_every": 25,
+        "save_every": 500,
+        "eval_batches": 8,
+        "workers": 12,
+        "threads": 4,
+    },
+}
+
+
+def train_preset(name: str, **overrides: Any) -> TrainConfig:
+    if name not in TRAIN_PRESETS:
+        raise ValueError(f"unknown train preset {name!r}; choose from {sorted(TRAIN_PRESETS)}")
+    return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
