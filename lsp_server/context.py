@@ -3,8 +3,9 @@
 The model sees `suffix` first and then `prefix` (SPM), and the engine keeps the context's
 keys/values between keystrokes: typing only appends to the prefix, so the cache stays valid
 as long as the window's first line stays put. The start therefore moves with hysteresis:
-it is kept while the prefix still fits, and when it overflows it jumps forward to a coarse
-line grid, far enough to leave a quarter of the budget free for the typing that follows.
+it is kept while the prefix still fits, and when it overflows it jumps forward far enough
+to leave at least a quarter of the budget free for the typing that follows, snapped forward
+to a coarse line grid when that keeps most of the lines.
 Windows are cut at line boundaries; the cursor's own line is always whole on both sides.
 """
 
@@ -69,13 +70,13 @@ def _line_starts_back(text: str, line_start: int, budgets: tuple[int, int], coun
     return fits
 
 
-def _snap_forward(text: str, start: int, line_start: int, grid: int) -> int:
-    """The first line at or after `start` whose number is a multiple of `grid`."""
-    line = text.count("\n", 0, start)
-    while line % grid and start < line_start:
-        start = text.find("\n", start) + 1
-        line += 1
-    return start
+def _snap(text: str, fit_margin: int, cursor_line: int, grid: int) -> int:
+    """The next grid line after `fit_margin`, unless that drops over half the lines left."""
+    margin_line = text.count("\n", 0, fit_margin)
+    target = margin_line + (-margin_line) % grid
+    if target > (margin_line + cursor_line) // 2:
+        return fit_margin
+    return _offset_of_line(text, fit_margin, margin_line, target)
 
 
 def build_window(
@@ -98,7 +99,7 @@ def build_window(
     elif fit == 0:
         start = 0
     else:
-        start = _snap_forward(text, fit_margin, line_start, grid)
+        start = _snap(text, fit_margin, cursor_line, grid)
     return Window(text[start:offset], suffix, text.count("\n", 0, start))
 
 

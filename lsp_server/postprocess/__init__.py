@@ -1,8 +1,9 @@
 """Post-processing of model output, in one ordered list.
 
 The order matters: cut to one line before looking at overlaps, trim what the suffix holds
-before balancing brackets (an auto-closed `)` is not unbalanced), and drop empty items only
-after every rule that can shorten one.
+before balancing brackets (an auto-closed `)` is not unbalanced), re-indent in the document's
+style before comparing indentation for the dedent stop, and drop empty items only after every
+rule that can shorten one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ RULES: tuple[Rule, ...] = (
     single_line,
     trim_suffix,
     balance_brackets,
-    stop_at_dedent,
     match_indentation,
+    stop_at_dedent,
     drop_empty,
 )
 
