@@ -88,3 +88,21 @@ def _memorize(model, tokenizer, steps: int) -> None:
         loss.backward()
         optimizer.step()
     model.eval()
+
+
+def shared_folder(tmp_path_factory, name: str = "trained", train_steps: int = 150) -> Path:
+    """One tiny model folder per test session, built and exported on first use. Tests that
+    damage files copy it first (`copy_folder`)."""
+    folder = tmp_path_factory.getbasetemp() / f"tiny-{name}"
+    if not (folder / "denoise.onnx").exists():
+        from engine.export import export_graphs
+
+        build_model_folder(folder, train_steps=train_steps)
+        export_graphs(folder)
+    return folder
+
+
+def copy_folder(source: Path, target: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(source, target))
