@@ -45,16 +45,20 @@ class Editor:
         """Poll a Lua expression until it is truthy; each call lets Neovim run typed keys."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = self.lua(f"local ok = vim.wait(100, function() return {condition} end, 10)"
-                             f" return ok and ({condition}) or nil")
+            value = self.lua(
+                f"local ok = vim.wait(100, function() return {condition} end, 10)"
+                f" return ok and ({condition}) or nil"
+            )
             if value:
                 return value
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def open(self, path: Path) -> None:
         self.nvim.command(f"edit {path}")
-        self.wait_for("require('diffill').client() ~= nil and require('diffill').client().initialized",
-                      "the diffill client to initialize")
+        self.wait_for(
+            "require('diffill').client() ~= nil and require('diffill').client().initialized",
+            "the diffill client to initialize",
+        )
         self.wait_for(
             "(require('diffill').client():request_sync('diffill/status', {}, 5000, 0) or {})"
             ".result.state == 'ready'",
@@ -64,8 +68,10 @@ class Editor:
     def type_at_end(self, text: str) -> None:
         self.nvim.command("normal! G$")
         self.nvim.input("A" + text)
-        self.wait_for(f"vim.api.nvim_get_current_line():sub(-{len(text)}) == {lua_str(text)}",
-                      "the typed text")
+        self.wait_for(
+            f"vim.api.nvim_get_current_line():sub(-{len(text)}) == {lua_str(text)}",
+            "the typed text",
+        )
 
     def ghost(self) -> str:
         """The ghost text as drawn: inline virt_text, then one line per virt_line."""
@@ -137,9 +143,11 @@ def test_tab_accepts_exactly_the_ghost_text(editor):
     assert any(item.endswith(ghost) for item in server_items(editor))
     before = editor.lines()
     editor.nvim.input("<Tab>")
-    editor.wait_for(f"#vim.api.nvim_buf_get_lines(0, 0, -1, false) ~= {len(before)}"
-                    f" or vim.api.nvim_buf_get_lines(0, -2, -1, false)[1] ~= {lua_str(before[-1])}",
-                    "the accepted text")
+    editor.wait_for(
+        f"#vim.api.nvim_buf_get_lines(0, 0, -1, false) ~= {len(before)}"
+        f" or vim.api.nvim_buf_get_lines(0, -2, -1, false)[1] ~= {lua_str(before[-1])}",
+        "the accepted text",
+    )
     assert "\n".join(editor.lines()) == "\n".join(before) + ghost
 
 
@@ -186,8 +194,9 @@ def test_omnifunc_completion_fallback(editor):
     assert texts, "the server must answer textDocument/completion"
     editor.nvim.input("<C-x><C-o>")
     words = editor.wait_for(
-        "(function() local i = vim.fn.complete_info({'items'}).items; if #i == 0 then return nil end"
-        " local w = {} for _, x in ipairs(i) do w[#w + 1] = x.word end return w end)()",
+        "(function() local i = vim.fn.complete_info({'items'}).items"
+        " if #i == 0 then return nil end local w = {}"
+        " for _, x in ipairs(i) do w[#w + 1] = x.word end return w end)()",
         "the omni-completion menu",
     )
     firsts = {text.split("\n")[0] for text in texts}
@@ -203,8 +212,11 @@ def test_status_and_toggle(editor):
     assert "mode diffusion" in line or "mode ar" in line
     editor.nvim.command("DiffillToggle")
     assert editor.lua("return require('diffill').enabled") is False
-    editor.wait_for("require('diffill').client():request_sync('diffill/status', {}, 5000, 0)"
-                    ".result.enabled == false", "the server to see enable = false")
+    editor.wait_for(
+        "require('diffill').client():request_sync('diffill/status', {}, 5000, 0)"
+        ".result.enabled == false",
+        "the server to see enable = false",
+    )
     editor.nvim.command("DiffillToggle")
     assert editor.lua("return require('diffill').enabled") is True
 
@@ -231,7 +243,8 @@ def test_config_issues_name_the_bad_option(editor):
     assert any(i.startswith("colour: unknown option") for i in issues)
     assert any(i.startswith("keymaps.acept: unknown key") for i in issues)
     assert any(i.startswith("debounce_ms: expected >= 0") for i in issues)
-    merged = editor.lua("return require('diffill.config').resolve({cmd = {'x', 'lsp'}, keymaps = {accept = ''}})")
+    merged = editor.lua(
+        "return require('diffill.config').resolve({cmd = {'x', 'lsp'}, keymaps = {accept = ''}})"
+    )
     assert merged["cmd"] == ["x", "lsp"] and merged["keymaps"]["accept"] == ""
     assert merged["keymaps"]["dismiss"] == "<C-]>"
-
