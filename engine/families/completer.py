@@ -77,8 +77,12 @@ class FamilyCompleter:
             return self.infiller.fill_dreamon(
                 prefix, suffix, bounds, settings, is_cancelled, generator
             )
+        began = time.perf_counter()
         length = self.infiller.probe_length(prefix, suffix, probe_lengths(request.max_tokens))
-        return self.infiller.fill(prefix, suffix, length, settings, is_cancelled, generator)
+        probe_ms = (time.perf_counter() - began) * 1000
+        run = self.infiller.fill(prefix, suffix, length, settings, is_cancelled, generator)
+        run.full_ms += probe_ms
+        return run
 
     def _context(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
         """Token ids of the text around the gap, cut to the budget nearest the cursor."""

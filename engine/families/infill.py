@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -47,7 +47,9 @@ class Decoded:
     steps: int = 0
     full_ms: float = 0.0  # full forwards (the context is encoded here)
     window_ms: float = 0.0  # DualCache block-only forwards
-    extra: dict[str, int] = field(default_factory=dict)
+    full_forwards: int = 0
+    window_forwards: int = 0
+    expansions: int = 0  # DreamOn: expand tokens turned into two masks
 
 
 class Infiller:
@@ -135,13 +137,14 @@ class Infiller:
         began = time.perf_counter()
         hidden, cache = self.full_forward(ids)
         out.full_ms += (time.perf_counter() - began) * 1000
+        out.full_forwards += 1
         logits, steps = self.gap_logits(hidden, 0, start, end), 0
         while True:
             masked = [p for p in range(start, end) if ids[p] == self.spec.mask_id]
             chosen = self._unmask(ids, masked, logits[[p - start for p in masked]], settings,
                                   steps, generator)  # fmt: skip
             steps += 1
-            if len(chosen) == len(masked):
+            if len(chosen) == len(masked) or self._ended(ids, start, end):
                 break
             if is_cancelled():
                 raise Cancelled("completion cancelled between denoising steps")
@@ -149,6 +152,13 @@ class Infiller:
                 ids, start, end, cache if settings.dual_cache else None, out
             )
         out.steps += steps
+
+    def _ended(self, ids: list[int], start: int, end: int) -> bool:
+        """An EOS with nothing masked before it: whatever follows is trimmed, so stop."""
+        block = ids[start:end]
+        if self.spec.eos_id not in block:
+            return False
+        return self.spec.mask_id not in block[: block.index(self.spec.eos_id)]
 
     def _block_logits(
         self, ids: list[int], start: int, end: int, cache: torch.Tensor | None, out: Decoded
@@ -158,11 +168,13 @@ class Infiller:
             hidden, _ = self.model(torch.tensor([ids], device=self.device))
             logits = self.gap_logits(hidden, 0, start, end)
             out.full_ms += (time.perf_counter() - began) * 1000
+            out.full_forwards += 1
             return logits
         window = max(start - int(self.spec.shifted), 0)  # shifted: include the token before
         hidden, _ = self.model(torch.tensor([ids[window:end]], device=self.device), window, cache)
         logits = self.gap_logits(hidden, window, start, end)
         out.window_ms += (time.perf_counter() - began) * 1000
+        out.window_forwards += 1
         return logits
 
     def _unmask(
@@ -193,7 +205,8 @@ class Infiller:
         generator: torch.Generator | None = None,
     ) -> Decoded:
         """DreamOn: start with lengths[0] masks, grow by expand and shrink by delete, never
-        beyond lengths[1]. Returns the gap once no mask is left."""
+        beyond lengths[1], and expand at most 2 * lengths[1] times (DreamOn's default budget,
+        which stops expand/delete from cycling). Returns the gap once no mask is left."""
         gap, out = [self.spec.mask_id] * lengths[0], Decoded(ids=[])
         for _ in range(4 * lengths[1] + 8):  # DreamOn's bound: 2 * max_len + 2 * budget
             masked = [i for i, t in enumerate(gap) if t == self.spec.mask_id]
@@ -203,6 +216,7 @@ class Infiller:
                 raise Cancelled("completion cancelled between denoising steps")
             logits = self._dreamon_logits(prefix, gap, suffix, masked, lengths[1], out)
             picked = self._unmask(gap, masked, logits, settings, out.steps, generator)
+            out.expansions += sum(gap[i] == self.spec.expand_id for i in picked)
             gap = apply_length_edits(gap, picked, self.spec, lengths[1])
             out.steps += 1
         out.ids = [t for t in gap if t != self.spec.mask_id]
@@ -219,9 +233,10 @@ class Infiller:
     ) -> torch.Tensor:
         began = time.perf_counter()
         hidden, _ = self.model(torch.tensor([prefix + gap + suffix], device=self.device))
-        start = len(prefix)
-        logits = self.gap_logits(hidden, 0, start, start + len(gap), expand=len(gap) < max_len)
+        start, expand = len(prefix), len(gap) < max_len and out.expansions < 2 * max_len
+        logits = self.gap_logits(hidden, 0, start, start + len(gap), expand)
         out.full_ms += (time.perf_counter() - began) * 1000
+        out.full_forwards += 1
         return logits[masked]
 
 
