@@ -19,7 +19,7 @@ from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_GRAPH,
     ENCODE_GRAPH,
-    FINGERPRINT_KEY,
+    GRAPHS_FILE,
     OnnxRuntime,
     safetensors_header,
     weights_fingerprint,
@@ -65,6 +65,11 @@ def export_graphs(folder: Path) -> list[Path]:
     _export(denoise, (canvas, past), ("canvas", "kv"), "logits", denoise_path)
     for path in (encode_path, denoise_path):
         relink_to_safetensors(path, Path(folder))
+    record = {
+        "weights_fingerprint": weights_fingerprint(folder),
+        "graphs": [ENCODE_GRAPH, DENOISE_GRAPH],
+    }
+    (Path(folder) / GRAPHS_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return [encode_path, denoise_path]
 
 
@@ -133,7 +138,6 @@ def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
             raise ModelLoadError(f"exported initializer {tensor.name} differs from the checkpoint")
         shard, offset, length = locations[name]
         _set_external(tensor, shard, offset, length)
-    onnx.helper.set_model_props(graph, {FINGERPRINT_KEY: weights_fingerprint(folder)})
     onnx.save(graph, str(graph_path))
     for stale in graph_path.parent.glob(graph_path.name + ".data"):
         stale.unlink()

@@ -34,8 +34,10 @@ def open_completer(
     runtime: RuntimeName = "auto",
     device: str | None = None,
     threads: int = 2,
+    max_context_tokens: int | None = None,
 ) -> Completer:
-    """The Completer for a model folder (default: `default_model_path()`)."""
+    """The Completer for a model folder (default: `default_model_path()`); the context is
+    cut to max_context_tokens (default: all the model's positions)."""
     folder = Path(path) if path else default_model_path()
     if not folder.is_dir():
         raise ModelLoadError(f"model folder {folder} does not exist")
@@ -47,7 +49,7 @@ def open_completer(
     config = load_config(folder)
     tokenizer = load_tokenizer(folder, config)
     model_runtime = open_runtime(folder, runtime, device, threads)
-    return EmbeddedCompleter(model_runtime, tokenizer, config, folder)
+    return EmbeddedCompleter(model_runtime, tokenizer, config, folder, max_context_tokens)
 
 
 def _family_completer(folder: Path, device: str | None) -> Completer | None:

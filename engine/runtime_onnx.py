@@ -3,13 +3,15 @@
 A model folder holds two graphs written by `diffill export`: `encode.onnx` (context ids and
 past K/V -> K/V) and `denoise.onnx` (canvas ids and K/V -> logits). Their weights are not in
 the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
-the folder stores the weights once. A fingerprint of the shard headers, written into the
-graphs at export, catches graphs left stale by new weights.
+the folder stores the weights once. A fingerprint of the shard headers, written beside the
+graphs at export (graphs.json), catches graphs left stale by new weights before ONNX Runtime
+would read the wrong bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
-FINGERPRINT_KEY = "diffill.weights_fingerprint"
+GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
 
 def graphs_exist(folder: Path) -> bool:
@@ -68,10 +70,10 @@ class OnnxRuntime:
     def __init__(self, folder: Path, device: str | None = None, threads: int = 2) -> None:
         self.folder = Path(folder)
         self.config: ModelConfig = load_config(self.folder)
-        fingerprint = weights_fingerprint(self.folder)
+        check_graphs_current(self.folder)
         providers = providers_for(device)
-        self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads, fingerprint)
-        self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads, fingerprint)
+        self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads)
+        self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads)
         self.providers = self._denoise.get_providers()
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
@@ -83,15 +85,26 @@ class OnnxRuntime:
         return self._denoise.run(None, feeds)[0]
 
 
-def _open_session(path: Path, providers: list[str], threads: int, fingerprint: str):
-    """An InferenceSession for one graph, checked against the current weights."""
+def check_graphs_current(folder: Path) -> None:
+    """Both graphs exist and were exported for the weights now in the folder."""
+    export = f"run `diffill export --model {folder}`"
+    for name in (ENCODE_GRAPH, DENOISE_GRAPH, GRAPHS_FILE):
+        if not (folder / name).exists():
+            raise ModelLoadError(f"no {name} in {folder}; {export}")
+    try:
+        stored = json.loads((folder / GRAPHS_FILE).read_text())["weights_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{folder / GRAPHS_FILE} is unreadable ({exc}); {export}") from None
+    if stored != weights_fingerprint(folder):
+        raise ModelLoadError(
+            f"the ONNX graphs in {folder} were exported for other weights; {export}"
+        )
+
+
+def _open_session(path: Path, providers: list[str], threads: int):
+    """An InferenceSession for one graph of a checked folder."""
     import onnxruntime as ort
 
-    if not path.exists():
-        raise ModelLoadError(
-            f"no ONNX graph {path.name} in {path.parent}; "
-            f"run `diffill export --model {path.parent}`"
-        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -102,10 +115,4 @@ def _open_session(path: Path, providers: list[str], threads: int, fingerprint: s
     except Exception as exc:  # onnxruntime raises its own types for corrupt or mismatched files
         detail = " ".join(str(exc).split())[:200]
         raise ModelLoadError(f"cannot load ONNX graph {path}: {detail}") from None
-    stored = session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
-    if stored != fingerprint:
-        raise ModelLoadError(
-            f"ONNX graph {path} was exported for other weights; "
-            f"run `diffill export --model {path.parent}` again"
-        )
     return session

@@ -1,0 +1,80 @@
+"""The exported graphs: parity with torch, weights shared with the safetensors, stale and
+missing graphs reported by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_model import copy_folder, shared_folder
+
+from engine.checkpoint import load_weights, save_weights
+from engine.errors import ModelLoadError
+from engine.loading import open_completer
+from engine.runtime_onnx import DENOISE_GRAPH, ENCODE_GRAPH, OnnxRuntime
+from engine.runtime_torch import TorchRuntime
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return shared_folder(tmp_path_factory, "random", train_steps=0)
+
+
+def test_onnx_matches_torch_for_context_steps_and_canvas_batches(folder) -> None:
+    onnx_rt, torch_rt = OnnxRuntime(folder), TorchRuntime.from_folder(folder)
+    c, rng = onnx_rt.config, np.random.default_rng(1)
+    kv = {
+        rt.name: np.zeros((c.n_layers, 2, 1, c.n_heads, 0, c.head_dim), np.float32)
+        for rt in (onnx_rt, torch_rt)
+    }
+    for length in (1, 37, 5):  # zero-length past first, then incremental encodes
+        ids = rng.integers(5, c.vocab_size, (1, length), dtype=np.int64)
+        for rt in (onnx_rt, torch_rt):
+            kv[rt.name] = rt.encode(ids, kv[rt.name])
+        np.testing.assert_allclose(kv["onnx"], kv["torch"], atol=1e-4)
+    canvas = rng.integers(3, c.vocab_size, (3, c.canvas_size), dtype=np.int64)
+    logits = onnx_rt.denoise(canvas, kv["onnx"])
+    assert logits.shape == (3, c.canvas_size, c.vocab_size)
+    np.testing.assert_allclose(logits, torch_rt.denoise(canvas, kv["torch"]), atol=1e-4)
+    assert not np.allclose(logits[0], logits[1])  # rows really are different canvases
+
+
+def test_graphs_point_into_the_safetensors_instead_of_copying_weights(folder) -> None:
+    import onnx
+
+    config = OnnxRuntime(folder).config
+    rotary_bytes = 2 * config.max_positions * config.head_dim // 2 * 4  # cos and sin tables
+    for name in (ENCODE_GRAPH, DENOISE_GRAPH):
+        graph = onnx.load(str(folder / name), load_external_data=False)
+        external = {
+            t.name.removeprefix("model."): {e.key: e.value for e in t.external_data}
+            for t in graph.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL
+        }
+        assert "embed.weight" in external
+        assert all(e["location"].endswith(".safetensors") for e in external.values())
+        embedded = sum(len(t.raw_data) for t in graph.graph.initializer)
+        assert embedded <= rotary_bytes  # only the rotary tables stay inside
+
+
+def test_new_weights_make_the_graphs_stale(folder, tmp_path) -> None:
+    copy = copy_folder(folder, tmp_path / "model")
+    weights = load_weights(copy)
+    weights["embed.weight"] = weights["embed.weight"][:, ::-1].copy()
+    save_weights(weights, copy, max_shard_bytes=300_000)
+    with pytest.raises(ModelLoadError, match="diffill export"):
+        OnnxRuntime(copy)
+
+
+def test_missing_graph_names_the_export_command(folder, tmp_path) -> None:
+    copy = copy_folder(folder, tmp_path / "model")
+    (copy / DENOISE_GRAPH).unlink()
+    with pytest.raises(ModelLoadError, match=r"denoise\.onnx.*diffill export"):
+        open_completer(copy, runtime="onnx")
+    assert open_completer(copy, runtime="auto").describe()["runtime"] == "torch"  # fallback
+
+
+def test_corrupt_graph_is_a_load_error(folder, tmp_path) -> None:
+    copy = copy_folder(folder, tmp_path / "model")
+    (copy / ENCODE_GRAPH).write_bytes(b"not a graph")
+    with pytest.raises(ModelLoadError, match=r"encode\.onnx"):
+        OnnxRuntime(copy)
