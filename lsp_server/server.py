@@ -119,6 +119,7 @@ class DiffillServer(LanguageServer):
         self.preparer.cancel(context.uri)
         window = context.window
         cached = self.cache.get(window.prefix, window.suffix)
+        timings = None
         if cached is not None and (len(cached) >= count or count == 1):
             texts = completion.shown_texts(cached, context)
         else:
@@ -126,9 +127,9 @@ class DiffillServer(LanguageServer):
             result = await self.worker.run_latest(
                 context.uri, lambda cancelled: self.engine.completer.complete(request, cancelled)
             )
-            texts = completion.result_texts(result, context)
+            texts, timings = completion.result_texts(result, context), result.timings
             self.cache.put(window.prefix, window.suffix, texts)
-        self.stats.record((time.perf_counter() - started) * 1000, cached is not None)
+        self.stats.record((time.perf_counter() - started) * 1000, timings)
         return texts[:count]
 
     def prepare_job(self, uri: str, edit_offset: int):

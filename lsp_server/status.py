@@ -10,6 +10,8 @@
       "runtime": str,                   # the runtime setting ("auto", "onnx", "torch")
       "enabled": bool,
       "latencyMs": {"last": [float, ...], "p50": float | null, "p95": float | null},
+      "lastEngine": {"totalMs", "encodeMs", "denoiseMs": float, "contextTokens",
+                     "reusedTokens": int} | null,   # the last model run (not cache hits)
       "served": int,                    # completion requests answered with items
       "cacheHits": int,                 # of those, answered from the cache
       "accepted": int,                  # suggestions the user accepted (diffill.accepted)
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+
+from engine.completer import Timings
 
 STATUS_REQUEST = "diffill/status"
 ACCEPTED_COMMAND = "diffill.accepted"
@@ -45,11 +49,14 @@ class Stats:
     served: int = 0
     cache_hits: int = 0
     accepted: int = 0
+    last_engine: Timings | None = None
 
-    def record(self, milliseconds: float, cached: bool) -> None:
+    def record(self, milliseconds: float, engine: Timings | None) -> None:
+        """One answered request; `engine` is None when the cache answered it."""
         self.latencies.append(round(milliseconds, 2))
         self.served += 1
-        self.cache_hits += cached
+        self.cache_hits += engine is None
+        self.last_engine = engine or self.last_engine
 
     def as_json(self) -> dict[str, object]:
         last = list(self.latencies)
@@ -62,4 +69,17 @@ class Stats:
             "served": self.served,
             "cacheHits": self.cache_hits,
             "accepted": self.accepted,
+            "lastEngine": _timings(self.last_engine),
         }
+
+
+def _timings(t: Timings | None) -> dict[str, float | int] | None:
+    if t is None:
+        return None
+    return {
+        "totalMs": round(t.total_ms, 2),
+        "encodeMs": round(t.encode_ms, 2),
+        "denoiseMs": round(t.denoise_ms, 2),
+        "contextTokens": t.context_tokens,
+        "reusedTokens": t.reused_tokens,
+    }

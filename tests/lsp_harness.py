@@ -4,8 +4,11 @@ never on a sleep)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest_lsp
@@ -17,7 +20,6 @@ EMBEDDED = REPO / "models"
 DIFFILL = [str(Path(sys.executable).with_name("diffill")), "lsp"]
 CURSOR = "║"
 UNITS = {"utf-16": "utf-16-le", "utf-8": "utf-8"}
-_built: dict[str, Path] = {}
 
 
 def embedded_model_ready() -> bool:
@@ -87,18 +89,25 @@ def open_doc(
     return types.Position(line=before.count("\n"), character=width)
 
 
-def trained_model(tmp_root: Path) -> Path:
-    """A tiny model trained to fill `tiny_model.TRAIN_PREFIX` with `TRAIN_MIDDLE`, built once."""
-    if "trained" not in _built:
-        from tiny_model import build_model_folder
+def trained_model() -> Path:
+    """A tiny model trained to fill `tiny_model.TRAIN_PREFIX` with `TRAIN_MIDDLE`.
 
-        _built["trained"] = build_model_folder(tmp_root / "trained-tiny", train_steps=150)
-    return _built["trained"]
+    Training takes tens of seconds on a busy machine, so the folder is kept in the temp
+    directory under a hash of the code that builds it, and rebuilt when that code changes."""
+    import tiny_model
+
+    digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "diffill-lsp-tests" / f"trained-{digest}"
+    if not (folder / "config.json").exists():
+        building = folder.with_name(f"{folder.name}.{os.getpid()}")
+        tiny_model.build_model_folder(building, train_steps=150)
+        building.rename(folder)  # atomic: a half-built folder is never used
+    return folder
 
 
-def serving_model(tmp_root: Path) -> Path:
+def serving_model() -> Path:
     """The embedded model in models/ once it is committed, else the trained tiny one."""
-    return EMBEDDED if embedded_model_ready() else trained_model(tmp_root)
+    return EMBEDDED if embedded_model_ready() else trained_model()
 
 
 def copy_model(source: Path, target: Path) -> Path:

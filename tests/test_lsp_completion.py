@@ -1,0 +1,48 @@
+"""textDocument/completion, the fallback for clients without inline completion (Helix)."""
+
+from __future__ import annotations
+
+import pytest
+from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
+
+
+@lsp_fixture()
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return trained_model()
+
+
+async def test_one_item_inserts_the_whole_suggestion(client, model):
+    result = await start(client, model, inline=False)
+    assert result.capabilities.completion_provider is not None
+    position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    answer = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier("file:///w/a.py"), position)
+    )
+    assert answer.is_incomplete and len(answer.items) == 1
+    item = answer.items[0]
+    assert item.label == TRAIN_MIDDLE.split("\n")[0]
+    assert item.text_edit.new_text == TRAIN_MIDDLE
+    assert item.text_edit.range == types.Range(position, position)
+    assert item.insert_text_format == types.InsertTextFormat.PlainText
+    assert item.command.command == "diffill.accepted"
+
+
+async def test_multi_line_label_shows_the_first_line(client, model):
+    await start(client, model, inline=False)
+    text = "def add(a, b):\n    ║"
+    position = open_doc(client, text)
+    answer = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier("file:///w/a.py"), position)
+    )
+    for item in answer.items:
+        first = item.text_edit.new_text.strip("\n").split("\n")[0].strip()
+        assert item.label.rstrip("…") == first[:60] and "\n" not in item.label
