@@ -74,11 +74,14 @@ def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads
         from engine.runtime_onnx import OnnxRuntime
 
         return OnnxRuntime(folder, device, threads)
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch  # noqa: F401  (the fallback runtime needs it; serving with graphs does not)
+    except ImportError:
+        why = "runtime torch asked for" if runtime == "torch" else f"no ONNX graphs in {folder}"
         raise ModelLoadError(
-            f"no ONNX graphs in {folder} and torch is not installed; "
-            f"run `diffill export --model {folder}` where torch is"
-        )
+            f"{why} and torch is not installed; run `diffill export --model {folder}` "
+            "where torch is, then use the onnx runtime"
+        ) from None
     from engine.runtime_torch import TorchRuntime
 
     return TorchRuntime.from_folder(folder, device, threads)
