@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from lsp_harness import lsp_fixture, open_doc, start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -15,13 +14,8 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-@pytest.fixture(scope="module")
-def model():
-    return trained_model()
-
-
-async def test_one_item_inserts_the_whole_suggestion(client, model):
-    result = await start(client, model, inline=False)
+async def test_one_item_inserts_the_whole_suggestion(client):
+    result = await start(client, trained_model(), inline=False)
     assert result.capabilities.completion_provider is not None
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     answer = await client.text_document_completion_async(
@@ -36,8 +30,8 @@ async def test_one_item_inserts_the_whole_suggestion(client, model):
     assert item.command.command == "diffill.accepted"
 
 
-async def test_multi_line_label_shows_the_first_line(client, model):
-    await start(client, model, inline=False)
+async def test_multi_line_label_shows_the_first_line(client):
+    await start(client, trained_model(), inline=False)
     text = "def add(a, b):\n    ║"
     position = open_doc(client, text)
     answer = await client.text_document_completion_async(

@@ -13,14 +13,15 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
 
-EMOJI = "😀🐍"  # both outside the Basic Multilingual Plane
-UNITS = {"utf-16": 4, "utf-8": 8}  # code units the two emoji take in each encoding
-
 
 @lsp_fixture()
 async def client(lsp_client: LanguageClient):
     yield
     await lsp_client.shutdown_session()
+
+
+EMOJI = "😀🐍"  # both outside the Basic Multilingual Plane
+UNITS = {"utf-16": 4, "utf-8": 8}  # code units the two emoji take in each encoding
 
 
 def _ask(client: LanguageClient, line: int, character: int):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from lsp_harness import lsp_fixture, start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -14,13 +13,8 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-@pytest.fixture(scope="module")
-def model():
-    return trained_model()
-
-
-async def test_capabilities_advertise_every_feature(client, model):
-    result = await start(client, model)
+async def test_capabilities_advertise_every_feature(client):
+    result = await start(client, trained_model())
     caps = result.capabilities
     assert isinstance(caps.inline_completion_provider, types.InlineCompletionOptions)
     assert caps.completion_provider is not None
@@ -31,13 +25,13 @@ async def test_capabilities_advertise_every_feature(client, model):
     assert result.server_info.name == "diffill"
 
 
-async def test_utf8_is_used_when_the_client_offers_it(client, model):
-    result = await start(client, model, encodings=["utf-8", "utf-16"])
+async def test_utf8_is_used_when_the_client_offers_it(client):
+    result = await start(client, trained_model(), encodings=["utf-8", "utf-16"])
     assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf8
 
 
-async def test_model_load_reports_progress_begin_then_end(client, model):
-    await start(client, model)
+async def test_model_load_reports_progress_begin_then_end(client):
+    await start(client, trained_model())
     (reports,) = client.progress_reports.values()
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].title == "diffill"
     assert isinstance(reports[-1], types.WorkDoneProgressEnd)
