@@ -119,7 +119,11 @@ def _tokenizer_config(folder: Path) -> dict[str, Any]:
 
 def parse_spec(folder: Path) -> FamilySpec:
     """Read and check a family folder's config.json; ModelLoadError names what is wrong."""
-    config = read_config(folder)
+    return spec_from_config(read_config(folder), folder)
+
+
+def spec_from_config(config: dict[str, Any], folder: Path) -> FamilySpec:
+    """The checked spec of a parsed config.json (folder: where its tokenizer files live)."""
     family = detect_family(config, folder)
     if family is None:
         raise ModelLoadError(

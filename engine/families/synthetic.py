@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.families.loading import llada_name
-from engine.families.spec import DREAM, LLADA, QWEN2_MDM
+from engine.families.spec import DREAM, LLADA, QWEN2_MDM, FamilySpec
 
 # Published shapes (research/diffusion-anchors.md §2): Dream-Coder-7B and Open-dCoder-0.5B.
 DREAM_7B = {
@@ -201,3 +201,24 @@ def write_folder(
     if family == QWEN2_MDM:  # Open-dCoder: the mask token is named by the tokenizer config
         (folder / "tokenizer_config.json").write_text(json.dumps({"mask_token": "<|mask|>"}))
     return folder
+
+
+def random_model(spec: FamilySpec, device: str, dtype: str, seed: int = 0):  # -> FamilyTransformer
+    """A model of `spec`'s shape with random weights made directly on the device, in dtype."""
+    import torch
+
+    from engine.families.transformer import FamilyTransformer
+
+    with torch.device("meta"):
+        model = FamilyTransformer(spec).to(getattr(torch, dtype))
+    model.to_empty(device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.fill_(1.0)
+            else:
+                param.normal_(0.0, 0.02, generator=generator)
+    if spec.tie_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval()
