@@ -1,0 +1,103 @@
+// The server through Microsoft's own LSP protocol library (the one vscode-languageclient uses):
+// the real `diffill lsp` (DIFFILL_SERVER, default `diffill` on PATH) over stdio with the real model.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  CompletionRequest,
+  createProtocolConnection,
+  ExecuteCommandRequest,
+  ExitNotification,
+  InitializedNotification,
+  InitializeRequest,
+  InlineCompletionItem,
+  InlineCompletionList,
+  InlineCompletionRequest,
+  InlineCompletionTriggerKind,
+  ProtocolConnection,
+  ShutdownRequest,
+  StreamMessageReader,
+  StreamMessageWriter,
+  DidOpenTextDocumentNotification,
+} from "vscode-languageserver-protocol/node";
+import type { Status } from "../src/statusBar";
+
+const URI = "file:///tmp/diffill-protocol-test/sample.py";
+const TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    ret";
+const END = { line: 5, character: 7 };
+const ALTERNATIVES = 2;
+
+function itemsOf(result: InlineCompletionList | InlineCompletionItem[] | null): InlineCompletionItem[] {
+  return result === null ? [] : Array.isArray(result) ? result : result.items;
+}
+
+async function status(connection: ProtocolConnection): Promise<Status> {
+  return connection.sendRequest<Status>("diffill/status", {});
+}
+
+/** Poll diffill/status until the model has loaded (the first load can take a while). */
+async function ready(connection: ProtocolConnection): Promise<Status> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const current = await status(connection);
+    if (current.state !== "loading" || Date.now() > deadline) {
+      return current;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+void test("initialize, open, inline completion, completion, accept, shutdown", async () => {
+  const command = process.env.DIFFILL_SERVER ?? "diffill";
+  const server = spawn(command, ["lsp"], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise<number | null>((resolve) => server.on("exit", resolve));
+  const connection = createProtocolConnection(
+    new StreamMessageReader(server.stdout),
+    new StreamMessageWriter(server.stdin),
+  );
+  connection.listen();
+
+  const init = await connection.sendRequest(InitializeRequest.type, {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: { textDocument: { inlineCompletion: {}, completion: {} } },
+    initializationOptions: { alternatives: ALTERNATIVES },
+  });
+  assert.ok(init.capabilities.inlineCompletionProvider, "inlineCompletionProvider advertised");
+  assert.ok(init.capabilities.completionProvider, "completionProvider advertised");
+  await connection.sendNotification(InitializedNotification.type, {});
+  assert.equal((await ready(connection)).state, "ready");
+
+  await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+    textDocument: { uri: URI, languageId: "python", version: 1, text: TEXT },
+  });
+  const position = { textDocument: { uri: URI }, position: END };
+  const automatic = itemsOf(await connection.sendRequest(InlineCompletionRequest.type, {
+    ...position, context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+  }));
+  assert.equal(automatic.length, 1, "Automatic trigger: one item");
+  const [item] = automatic;
+  assert.equal(typeof item.insertText, "string");
+  assert.match(item.insertText as string, /\S/);
+  assert.equal(item.command?.command, "diffill.accepted");
+
+  const invoked = itemsOf(await connection.sendRequest(InlineCompletionRequest.type, {
+    ...position, context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+  }));
+  assert.ok(invoked.length >= 1 && invoked.length <= ALTERNATIVES, `Invoked: ${invoked.length} items`);
+
+  const before = (await status(connection)).accepted ?? 0;
+  await connection.sendRequest(ExecuteCommandRequest.type, {
+    command: item.command.command, arguments: item.command.arguments,
+  });
+  assert.equal((await status(connection)).accepted, before + 1, "diffill.accepted counted");
+
+  const completion = await connection.sendRequest(CompletionRequest.type, position);
+  const completions = completion === null ? [] : Array.isArray(completion) ? completion : completion.items;
+  assert.ok(completions.length >= 1, "textDocument/completion fallback answers");
+
+  await connection.sendRequest(ShutdownRequest.type);
+  await connection.sendNotification(ExitNotification.type);
+  assert.equal(await exited, 0);
+  connection.dispose();
+});

@@ -1,0 +1,51 @@
+"""The VS Code extension's build, lint and Node protocol test, run when node and npm exist.
+
+`npm test` compiles the TypeScript and runs test/protocol.test.ts, which drives the real
+`diffill lsp` with vscode-languageserver-protocol (the library inside vscode-languageclient).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+VSCODE = Path(__file__).resolve().parents[2] / "editor-clients" / "vscode"
+NPM = shutil.which("npm")
+
+pytestmark = pytest.mark.skipif(
+    not (NPM and shutil.which("node")), reason="node and npm are needed for the VS Code client"
+)
+
+
+def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [NPM or "npm", *args], cwd=VSCODE, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    """Install the locked dependencies once (npm ci) when they are missing."""
+    if not (VSCODE / "node_modules" / ".package-lock.json").exists():
+        done = npm("ci", "--no-audit", "--no-fund")
+        assert done.returncode == 0, done.stderr[-2000:]
+    return VSCODE / "node_modules"
+
+
+def test_typescript_builds_and_lints_clean(node_modules):
+    built = npm("run", "compile")
+    assert built.returncode == 0, built.stdout[-2000:]
+    assert (VSCODE / "out" / "src" / "extension.js").exists()
+    lint = npm("run", "lint")
+    assert lint.returncode == 0, lint.stdout[-2000:]
+
+
+def test_protocol_against_the_real_server(node_modules, server_cmd):
+    env = {**os.environ, "DIFFILL_SERVER": server_cmd[0]}
+    run = npm("test", env=env)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "# pass 1" in run.stdout and "# fail 0" in run.stdout
