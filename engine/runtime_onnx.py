@@ -31,15 +31,26 @@ def graphs_exist(folder: Path) -> bool:
 
 
 def safetensors_header(path: Path) -> tuple[int, bytes]:
-    """(size of the 8-byte length plus the JSON header, the header bytes) of a shard."""
+    """(size of the 8-byte length plus the JSON header, the header bytes) of a shard,
+    checked to describe exactly the bytes the file holds."""
     try:
+        size = path.stat().st_size
         with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = handle.read(min(length, 100_000_000))
-    except (OSError, struct.error) as exc:
-        raise ModelLoadError(f"cannot read safetensors header of {path}: {exc}") from None
-    if len(header) != length:
-        raise ModelLoadError(f"safetensors file {path} is truncated (header cut short)")
+            start = handle.read(8)
+            length = struct.unpack("<Q", start)[0] if len(start) == 8 else size
+            header = handle.read(min(length, size))
+        tensors = json.loads(header)
+        end = max(
+            (t["data_offsets"][1] for k, t in tensors.items() if k != "__metadata__"), default=0
+        )
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise ModelLoadError(
+            f"safetensors file {path} is truncated or corrupt (bad header)"
+        ) from None
+    if 8 + length + end != size:
+        raise ModelLoadError(f"safetensors file {path} is truncated or corrupt ({size} bytes)")
     return 8 + length, header
 
 
