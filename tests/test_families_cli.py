@@ -1,0 +1,100 @@
+"""The real commands on family folders: `diffill complete --model`, `diffill doctor`,
+`diffill bench family`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_families_infill import EXPAND, chain_rows, hand_built, ids_of, logit_for
+
+from engine.families.spec import DREAM, LLADA
+from engine.families.synthetic import DREAMON_SPECIAL, write_folder
+
+DIFFILL = [sys.executable, "-m", "diffill"]
+
+
+def diffill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DIFFILL, *args], input=stdin, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_complete_command_runs_a_dreamon_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "dreamon"
+    write_folder(folder, DREAM, special=DREAMON_SPECIAL)
+    rows = chain_rows(folder, {EXPAND: logit_for(0.8), ids_of("z")[0]: logit_for(0.3)})
+    hand_built(folder, DREAM, rows, special=DREAMON_SPECIAL)
+    done = diffill(
+        "complete",
+        "-",
+        "--model",
+        str(folder),
+        "--json",
+        "--max-tokens",
+        "4",
+        "--threshold",
+        "1.0",
+        stdin=json.dumps({"prefix": "x=", "suffix": "\n"}),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["completion"] == "abc"
+
+
+def test_doctor_reports_a_family_folder(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "llada", LLADA)
+    done = diffill("doctor", "--model", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    section = done.stdout.split("--model:")[1]
+    assert "kind           LLaDA" in section
+    assert "parameters     0.1M" in section
+    assert "stored dtype   F32" in section
+    assert "would run on   torch on" in section
+    assert "onnxruntime-gpu" in done.stdout and "CUDA GPU" in done.stdout
+
+
+def test_doctor_names_a_broken_folder(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "dream", DREAM)
+    sorted(folder.glob("model-*.safetensors"))[0].unlink()
+    done = diffill("doctor", "--model", str(folder))
+    assert done.returncode == 1
+    assert "problem        model folder" in done.stdout
+    assert "missing weight shards: model-00001-of-" in done.stdout
+
+
+@pytest.mark.slow
+def test_bench_family_table(tmp_path: Path) -> None:
+    done = diffill(
+        "bench",
+        "family",
+        "--shape",
+        "tiny",
+        "--device",
+        "cpu",
+        "--context",
+        "48",
+        "--gap",
+        "8",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ")]
+    body = [[cell.strip() for cell in row] for row in rows[1:]]
+    assert [(r[0], r[1]) for r in body] == [
+        ("diffusion", "on"),
+        ("diffusion", "off"),
+        ("one token per step", "on"),
+        ("one token per step", "off"),
+    ]
+    steps = {(r[0], r[1]): int(r[3]) for r in body}
+    assert steps[("diffusion", "on")] <= 2 < steps[("one token per step", "on")]
+    forwards = {(r[0], r[1]): (int(r[6]), int(r[7])) for r in body}
+    assert forwards[("diffusion", "off")][1] == 0  # no cache: full forwards only
+    assert forwards[("diffusion", "on")][0] == 1  # DualCache: one full forward per block
+    assert "1109 tok/s" in done.stdout
