@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import json
 import random
 import statistics
@@ -24,6 +25,7 @@ KINDS: dict[str, str | None] = {"single-line": "line", "multi-line": "lines", "r
 BASELINES: dict[str, str] = {"empty": "", "pass": "pass"}
 MODES = ("diffusion", "ar")
 DEFAULT_MANIFEST = Path("data/corpus.json")
+MAX_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def load_or_build_manifest(path: Path | None) -> dict:
 
 
 def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
-    """`limit` examples of each span kind, one span per held-out file, in a seeded order."""
+    """`limit` examples of each span kind from held-out files in a seeded order, kinds taken
+    in turn; a small held-out set is read again (new spans) up to MAX_PASSES times."""
     from engine.corpus import iter_texts
 
     files = sorted(manifest["files"], key=lambda entry: entry["path"])
@@ -89,14 +92,16 @@ def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
     rng.shuffle(files)
     wanted = {kind: limit for kind in KINDS}
     found: list[Example] = []
-    for entry, text in iter_texts({"files": files}, "heldout"):
-        kind = next((k for k in KINDS if wanted[k] > 0), None)
-        if kind is None:
-            break
-        example = cut_example(entry, text, kind, rng)
-        if example is not None:
-            found.append(example)
-            wanted[kind] -= 1
+    turn = itertools.cycle(KINDS)
+    for _ in range(MAX_PASSES):
+        for entry, text in iter_texts({"files": files}, "heldout"):
+            if not any(wanted.values()):
+                return found
+            kind = next(k for k in turn if wanted[k])
+            example = cut_example(entry, text, kind, rng)
+            if example is not None:
+                found.append(example)
+                wanted[kind] -= 1
     return found
 
 

@@ -1,0 +1,77 @@
+"""`diffill eval`: seeded held-out examples, scoring, baselines, and the command's output."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_model import shared_folder
+
+from engine.evaluate import Answer, Example, heldout_examples, score, score_rows
+
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    """Four real stdlib modules held out, one training file that must never be sampled."""
+    files = []
+    for module in (argparse, difflib, inspect, json.decoder):
+        path = tmp_path / f"{module.__name__}.py"
+        path.write_text(inspect.getsource(module))
+        files.append({"path": str(path), "language": "python", "split": "heldout"})
+    train = tmp_path / "train_only.py"
+    train.write_text("TRAINING_ONLY = 1\n" * 50)
+    files.append({"path": str(train), "language": "python", "split": "train"})
+    out = tmp_path / "corpus.json"
+    out.write_text(json.dumps({"format": "diffill-corpus/1", "files": files}))
+    return out
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_examples_are_seeded_held_out_and_of_each_kind(manifest) -> None:
+    first = heldout_examples(_load(manifest), 1, seed=3)
+    assert first == heldout_examples(_load(manifest), 1, seed=3)
+    assert first != heldout_examples(_load(manifest), 1, seed=4)
+    assert [e.kind for e in first] == ["single-line", "multi-line", "random-span"]
+    assert all("TRAINING_ONLY" not in e.prefix + e.middle + e.suffix for e in first)
+    single, multi = first[0], first[1]
+    assert "\n" not in single.middle.strip() and "\n" in multi.middle
+    assert single.prefix + single.middle + single.suffix == Path(single.path).read_text()
+
+
+def test_scores_exact_match_similarity_and_empty_share() -> None:
+    examples = [
+        Example("a.py", "python", "single-line", "", "return x", ""),
+        Example("b.py", "python", "single-line", "", "pass", ""),
+    ]
+    pairs = list(zip(examples, [Answer("return x  "), Answer("")], strict=True))
+    row = score("m", "python", "single-line", pairs)
+    assert row["exact_match"] == 0.5 and row["empty_share"] == 0.5
+    assert row["edit_similarity"] == 0.5  # 1.0 for the first, 0.0 for the empty answer
+    rows = score_rows(examples, {"pass": [Answer("pass"), Answer("pass")]})
+    assert {r["kind"]: r["exact_match"] for r in rows} == {"single-line": 0.5, "all": 0.5}
+
+
+def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifest) -> None:
+    folder = shared_folder(tmp_path_factory)
+    command = [sys.executable, "-m", "diffill", "eval", "--model", str(folder)]
+    done = subprocess.run(
+        [*command, "--manifest", str(manifest), "--limit", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {(r["answer"], r["kind"]): r for r in json.loads(done.stdout)}
+    assert {answer for answer, _ in rows} == {"diffusion", "ar", "empty", "pass"}
+    assert rows[("empty", "all")]["empty_share"] == 1.0 and rows[("empty", "all")]["examples"] == 6
+    assert rows[("ar", "all")]["mean_steps"] > rows[("diffusion", "all")]["mean_steps"] > 0
+    assert all(0.0 <= r["edit_similarity"] <= 1.0 for r in rows.values())
