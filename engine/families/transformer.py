@@ -4,7 +4,8 @@ Dream, DiffuCoder, DreamOn and Open-dCoder are Qwen2 with the causal mask remove
 Llama with the causal mask removed. The only differences are q/k/v biases (Qwen2 yes, LLaDA
 no), tied embeddings and the norm epsilon, all in `FamilySpec`. Parameter names follow Hugging
 Face's Qwen2/Llama modules (`model.layers.0.self_attn.q_proj.weight`, ...), so Dream folders load
-as published and LLaDA folders load after the key renaming in `loading.py`.
+as published and LLaDA folders load after the key renaming in `loading.py`. RMSNorm and the
+rotary rotation are the engine's own (engine/model.py): the same math as Hugging Face's.
 
 DualCache (Fast-dLLM): a full forward returns every layer's K/V; a later forward over a window
 of W positions starting at `start` reuses those K/V outside the window and recomputes its own.
@@ -16,42 +17,33 @@ Letters in shape comments:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.families.spec import FamilySpec
+from engine.model import RMSNorm, apply_rotary
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+class Window(NamedTuple):
+    """Where a forward runs: rotary tables for its positions, the layer's cached K/V
+    (2, N, G, T, D) or None for a full forward, and its first position."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * normed.to(x.dtype)
+    rope: tuple[torch.Tensor, torch.Tensor]
+    cached: torch.Tensor | None
+    start: int
 
 
 def rotary(
     positions: torch.Tensor, head_dim: int, theta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (T, D) for integer positions (T,), in float32 (the half-split layout)."""
+    """cos and sin (T, D/2) for integer positions (T,), in float32 (Hugging Face's inv_freq)."""
     exponents = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32)
     inv_freq = 1.0 / theta ** (exponents / head_dim)  # (D/2,)
     angles = torch.outer(positions.float(), inv_freq)  # (T, D/2)
-    angles = torch.cat((angles, angles), dim=-1)  # (T, D)
     return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (N, heads, T, D) by per-position angles, computed in float32."""
-    x32 = x.float()
-    x1, x2 = x32.chunk(2, dim=-1)  # (N, heads, T, D/2) each
-    rotated = torch.cat((-x2, x1), dim=-1)  # rotate_half
-    return (x32 * cos + rotated * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -64,20 +56,15 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(spec.hidden, kv_width, bias=spec.qkv_bias)
         self.o_proj = nn.Linear(spec.hidden, spec.hidden, bias=False)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor],
-        cached: torch.Tensor | None,
-        start: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
         """x (N, W, E) at positions start.. ; returns output and own K/V (2, N, G, W, D)."""
         n, w, _ = x.shape
         q = self.q_proj(x).view(n, w, self.heads, self.head_dim).transpose(1, 2)  # (N, H, W, D)
         k = self.k_proj(x).view(n, w, self.kv_heads, self.head_dim).transpose(1, 2)  # (N, G, W, D)
         v = self.v_proj(x).view(n, w, self.kv_heads, self.head_dim).transpose(1, 2)  # (N, G, W, D)
-        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        q, k = apply_rotary(q, *window.rope), apply_rotary(k, *window.rope)
         own = torch.stack((k, v))  # (2, N, G, W, D)
+        cached, start = window.cached, window.start
         if cached is not None:  # DualCache: cached keys before and after the window
             k = torch.cat((cached[0, :, :, :start], k, cached[0, :, :, start + w :]), dim=2)
             v = torch.cat((cached[1, :, :, :start], v, cached[1, :, :, start + w :]), dim=2)
@@ -104,14 +91,8 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(spec.hidden, spec.rms_eps)
         self.mlp = MLP(spec)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor],
-        cached: torch.Tensor | None,
-        start: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        attended, own = self.self_attn(self.input_layernorm(x), rope, cached, start)
+    def forward(self, x: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+        attended, own = self.self_attn(self.input_layernorm(x), window)
         x = x + attended
         return x + self.mlp(self.post_attention_layernorm(x)), own
 
@@ -144,7 +125,7 @@ class FamilyTransformer(nn.Module):
         x = self.model.embed_tokens(ids)  # (N, W, E)
         own_kv = []
         for index, layer in enumerate(self.model.layers):
-            x, own = layer(x, rope, None if cache is None else cache[index], start)
+            x, own = layer(x, Window(rope, None if cache is None else cache[index], start))
             own_kv.append(own)
         return x, torch.stack(own_kv)  # (N, W, E), (L, 2, N, G, W, D)
 
