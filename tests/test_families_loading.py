@@ -184,3 +184,11 @@ def test_binary_input_is_refused(tmp_path: Path) -> None:
         completer.complete(CompletionRequest("x = 1\x00", ""))
     with pytest.raises(InputError, match="max_tokens must be positive"):
         completer.complete(CompletionRequest("x = ", "", max_tokens=0))
+
+
+def test_decoding_settings_are_checked(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "dream", DREAM)
+    entropy = open_completer(folder, "cpu", score="entropy", dual_cache=False, block_size=8)
+    assert (entropy.describe()["score"], entropy.describe()["dual_cache"]) == ("entropy", False)
+    with pytest.raises(InputError, match="score 'loss' \\(choose from confidence, entropy"):
+        open_completer(folder, "cpu", score="loss")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ModelLoadError
+from engine.errors import InputError, ModelLoadError
 from engine.families.spec import detect_family, read_config
 
 if TYPE_CHECKING:
@@ -25,9 +25,27 @@ def is_family_folder(path: Path) -> bool:
         return False
 
 
-def open_completer(path: Path, device: str | None = None) -> Completer:
-    """Load the folder (bf16 on CUDA when present, float32 on CPU) as a Completer."""
-    from engine.families.completer import FamilyCompleter
-    from engine.families.loading import load_family
+def open_completer(
+    path: Path,
+    device: str | None = None,
+    score: str = "confidence",
+    dual_cache: bool = True,
+    block_size: int = 32,
+) -> Completer:
+    """Load the folder (bf16 on CUDA when present, float32 on CPU) as a Completer.
 
-    return FamilyCompleter(load_family(Path(path), device))
+    score: how a position's readiness is judged (confidence, entropy or margin);
+    dual_cache: Fast-dLLM's DualCache within each block; block_size: tokens per block.
+    """
+    from engine.families.completer import FamilyCompleter
+    from engine.families.infill import DecodeSettings
+    from engine.families.loading import load_family
+    from engine.families.unmask import SCORES
+
+    if score not in SCORES or block_size <= 0:
+        raise InputError(
+            f"bad family decoding settings: score {score!r} (choose from {', '.join(SCORES)}), "
+            f"block_size {block_size} (must be positive)"
+        )
+    settings = DecodeSettings(score=score, dual_cache=dual_cache, block_size=block_size)
+    return FamilyCompleter(load_family(Path(path), device), settings)
