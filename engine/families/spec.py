@@ -26,7 +26,6 @@ FAMILY_NAMES = {DREAM: "Dream", LLADA: "LLaDA", QWEN2_MDM: "Open-dCoder (Qwen2 m
 # Documented ids, used only when config.json does not say (research/diffusion-anchors.md §2).
 DREAM_MASK_ID, DREAM_EOS_ID = 151666, 151643
 LLADA_MASK_ID, LLADA_EOS_ID = 126336, 126081
-QWEN2_MASK_ID = 151665  # Open-dCoder's added <M>: inferred, so the tokenizer is asked first
 MASK_TOKEN_NAMES = ("<M>", "<|mask|>", "<mask>", "<|mdm_mask|>")
 
 
@@ -185,7 +184,7 @@ def _read_qwen2(r: _ConfigReader, family: str, folder: Path) -> FamilySpec:
         rms_eps=r.get("rms_norm_eps", float, 1e-6),
         qkv_bias=True,
         tie_embeddings=r.get("tie_word_embeddings", bool, False),
-        mask_id=mask_id if mask_id is not None else QWEN2_MASK_ID,
+        mask_id=mask_id,  # a Qwen2 folder only counts as a family when it has one
         eos_id=_first_id(r.get("eos_token_id", (int, list), DREAM_EOS_ID)),
         expand_id=r.get("expand_token_id", int, None),
         shifted=True,
