@@ -98,3 +98,24 @@ def test_bench_family_table(tmp_path: Path) -> None:
     assert forwards[("diffusion", "off")][1] == 0  # no cache: full forwards only
     assert forwards[("diffusion", "on")][0] == 1  # DualCache: one full forward per block
     assert "1109 tok/s" in done.stdout
+
+
+def test_bench_plan_falls_back_to_cpu_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from engine.errors import ModelLoadError
+    from engine.families.bench import configure, plan_run
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    cpu = plan_run(parser.parse_args([]), cuda=False)
+    assert "No CUDA GPU" in capsys.readouterr().out
+    assert (cpu.shape, cpu.device, cpu.dtype, cpu.context) == (
+        "open-dcoder-0.5b", "cpu", "float32", 256,
+    )  # fmt: skip
+    gpu = plan_run(parser.parse_args([]), cuda=True)
+    assert (gpu.shape, gpu.device, gpu.dtype, gpu.context, gpu.gap) == (
+        "dream-7b", "cuda", "bfloat16", 1024, 32,
+    )  # fmt: skip
+    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+        plan_run(parser.parse_args(["--device", "cuda"]), cuda=False)

@@ -141,6 +141,8 @@ def measure(infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]) -> 
     runs = [timed_fill(infiller, plan, settings) for _ in range(plan.repeats)]
     latency, out = statistics.median(ms for ms, _ in runs), runs[-1][1]
     tokens = len(out.ids)
+    per_full = out.full_ms / max(out.full_forwards, 1)
+    per_block = f"{out.window_ms / out.window_forwards:.0f}" if out.window_forwards else "-"
     return [
         mode,
         "on" if dual_cache else "off",
@@ -150,6 +152,8 @@ def measure(infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]) -> 
         f"{tokens / latency * 1000:.1f}",
         str(out.full_forwards),
         str(out.window_forwards),
+        f"{per_full:.0f}",
+        per_block,
     ]
 
 
@@ -163,6 +167,8 @@ def table(plan: Plan, spec: FamilySpec, parameters: int, rows: list[list[str]]) 
         "tokens/s",
         "full forwards",
         "block forwards",
+        "ms/full",
+        "ms/block",
     ]
     lines = [
         f"### diffill bench family: {plan.shape} shape ({parameters / 1e6:.0f}M parameters, "
