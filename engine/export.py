@@ -19,8 +19,10 @@ from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_GRAPH,
     ENCODE_GRAPH,
+    ENCODE_INPUTS,
     GRAPHS_FILE,
     OnnxRuntime,
+    denoise_inputs,
     safetensors_header,
     weights_fingerprint,
 )
@@ -61,8 +63,12 @@ def export_graphs(folder: Path) -> list[Path]:
     canvas = torch.randint(5, config.vocab_size, (2, config.canvas_size))
     encode_path, denoise_path = Path(folder) / ENCODE_GRAPH, Path(folder) / DENOISE_GRAPH
     encode, denoise = _graph_modules(model)
-    _export(encode, (ids, past), ("ids", "past"), "kv", encode_path)
-    _export(denoise, (canvas, past), ("canvas", "kv"), "logits", denoise_path)
+    layers = range(config.n_layers)
+    keys, values = [past[i, 0] for i in layers], [past[i, 1] for i in layers]
+    _export(encode, (ids, past), ENCODE_INPUTS, "kv", encode_path)
+    _export(
+        denoise, (canvas, keys, values), denoise_inputs(config.n_layers), "logits", denoise_path
+    )
     for path in (encode_path, denoise_path):
         relink_to_safetensors(path, Path(folder))
     record = {
@@ -75,8 +81,10 @@ def export_graphs(folder: Path) -> list[Path]:
 
 def _graph_modules(model):
     """The two exported entry points as modules: encode, and denoise with the batch-1 cache
-    broadcast over the N candidates of the canvas."""
+    shared by the N candidates of the canvas."""
     import torch
+
+    from engine.runtime_torch import denoise_shared_cache
 
     class EncodeGraph(torch.nn.Module):
         def __init__(self) -> None:
@@ -87,35 +95,38 @@ def _graph_modules(model):
             return self.model.encode_context(ids, past)
 
     class DenoiseGraph(EncodeGraph):
-        def forward(self, canvas: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-            cache = kv.expand(-1, -1, canvas.shape[0], -1, -1, -1)  # (L, 2, N, H, P, D)
-            return self.model.denoise(canvas, cache)
+        def forward(
+            self, canvas: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor]
+        ) -> torch.Tensor:
+            return denoise_shared_cache(self.model, canvas, keys, values)
 
     return EncodeGraph(), DenoiseGraph()
 
 
-def _export(module, example: tuple, inputs: tuple[str, str], output: str, path: Path) -> None:
+def _export(module, example: tuple, inputs: list[str], output: str, path: Path) -> None:
     """One dynamo export with dynamic lengths; optimize=False keeps weights untransposed and
     named after their parameters, so they can point into the safetensors."""
     import torch
     from torch.export import Dim
 
     limit = module.model.config.max_positions
-    first, second = inputs
-    shapes = {
-        "ids": {first: {1: Dim("new", min=1, max=limit)}, second: {4: Dim("past", max=limit)}},
-        "canvas": {
-            first: {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
-            second: {4: Dim("past", max=limit)},
-        },
-    }[first]
+    past = Dim("past", max=limit)
+    if inputs == ENCODE_INPUTS:
+        shapes = {"ids": {1: Dim("new", min=1, max=limit)}, "past": {4: past}}
+    else:
+        layers = module.model.config.n_layers
+        shapes = {
+            "canvas": {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
+            "keys": [{2: past}] * layers,
+            "values": [{2: past}] * layers,
+        }
     torch.onnx.export(
         module.eval(),
         example,
         str(path),
         dynamo=True,
         optimize=False,
-        input_names=list(inputs),
+        input_names=inputs,
         output_names=[output],
         dynamic_shapes=shapes,
         verbose=False,
@@ -169,18 +180,22 @@ def tensor_locations(folder: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def check_parity(folder: Path, seed: int = 0) -> float:
-    """Max abs difference of ONNX Runtime and torch logits on random context and canvas."""
-    from engine.runtime_torch import TorchRuntime
+    """Max abs difference between ONNX Runtime and the reference torch model (encode_context,
+    then denoise on an explicitly broadcast cache) on random context and canvas."""
+    import torch
 
-    onnx_rt, torch_rt = OnnxRuntime(folder), TorchRuntime.from_folder(folder)
+    from engine.runtime_torch import load_model
+
+    onnx_rt, model = OnnxRuntime(folder), load_model(Path(folder))
     config, rng = onnx_rt.config, np.random.default_rng(seed)
-    empty = np.zeros((config.n_layers, 2, 1, config.n_heads, 0, config.head_dim), dtype=np.float32)
     ids = rng.integers(5, config.vocab_size, (1, 11), dtype=np.int64)
     canvas = rng.integers(3, config.vocab_size, (2, config.canvas_size), dtype=np.int64)
-    kv_onnx, kv_torch = onnx_rt.encode(ids, empty), torch_rt.encode(ids, empty)
-    error = float(
-        np.abs(onnx_rt.denoise(canvas, kv_onnx) - torch_rt.denoise(canvas, kv_torch)).max()
-    )
-    if error > PARITY_TOLERANCE or np.abs(kv_onnx - kv_torch).max() > PARITY_TOLERANCE:
+    with torch.inference_mode():
+        kv_torch = model.encode_context(torch.from_numpy(ids), model.empty_cache())
+        cache = kv_torch.expand(-1, -1, 2, -1, -1, -1)  # (L, 2, N, H, P, D)
+        logits = model.denoise(torch.from_numpy(canvas), cache).numpy()
+    kv_onnx = onnx_rt.encode(ids, model.empty_cache().numpy())
+    error = float(np.abs(onnx_rt.denoise(canvas, kv_onnx) - logits).max())
+    if error > PARITY_TOLERANCE or np.abs(kv_onnx - kv_torch.numpy()).max() > PARITY_TOLERANCE:
         raise ModelLoadError(f"exported graphs disagree with torch by {error:.2e} in {folder}")
     return error

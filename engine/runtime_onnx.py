@@ -23,7 +23,14 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
+ENCODE_INPUTS = ["ids", "past"]
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
+
+
+def denoise_inputs(layers: int) -> list[str]:
+    """The denoise graph's inputs: the canvas, then each layer's keys, then its values, so the
+    runtime feeds views of the cache instead of the graph slicing (copying) it every step."""
+    return ["canvas", *(f"key{i}" for i in range(layers)), *(f"value{i}" for i in range(layers))]
 
 
 def graphs_exist(folder: Path) -> bool:
@@ -86,13 +93,17 @@ class OnnxRuntime:
         self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads)
         self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads)
         self.providers = self._denoise.get_providers()
+        self._denoise_inputs = denoise_inputs(self.config.n_layers)
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
         feeds = {"ids": ids.astype(np.int64, copy=False), "past": np.ascontiguousarray(past)}
         return self._encode.run(None, feeds)[0]
 
     def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
-        feeds = {"canvas": canvas.astype(np.int64, copy=False), "kv": np.ascontiguousarray(kv)}
+        kv = np.ascontiguousarray(kv)  # then every kv[i, j] below is a contiguous view
+        caches = [kv[i, j] for j in (0, 1) for i in range(kv.shape[0])]  # keys, then values
+        arrays = [canvas.astype(np.int64, copy=False), *caches]
+        feeds = dict(zip(self._denoise_inputs, arrays, strict=True))
         return self._denoise.run(None, feeds)[0]
 
 

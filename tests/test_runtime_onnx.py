@@ -38,6 +38,20 @@ def test_onnx_matches_torch_for_context_steps_and_canvas_batches(folder) -> None
     assert not np.allclose(logits[0], logits[1])  # rows really are different canvases
 
 
+def test_shared_cache_denoise_matches_the_reference_model(folder) -> None:
+    import torch
+
+    runtime = TorchRuntime.from_folder(folder)
+    model, c = runtime.model, runtime.config
+    ids = torch.randint(5, c.vocab_size, (1, 23))
+    canvas = torch.randint(3, c.vocab_size, (4, c.canvas_size))
+    with torch.no_grad():
+        kv = model.encode_context(ids, model.empty_cache())
+        reference = model.denoise(canvas, kv.expand(-1, -1, 4, -1, -1, -1))
+    logits = runtime.denoise(canvas.numpy(), kv.numpy())
+    np.testing.assert_allclose(logits, reference.numpy(), atol=1e-5)
+
+
 def test_graphs_point_into_the_safetensors_instead_of_copying_weights(folder) -> None:
     import onnx
 
