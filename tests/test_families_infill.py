@@ -241,11 +241,14 @@ def test_cancellation_between_steps(tiny_completer) -> None:
 
 
 def test_prepare_leaves_only_the_canvas_steps(tiny_completer) -> None:
-    tiny_completer.infiller._memo.clear()
+    tiny_completer.infiller.forget()
     tiny_completer.prepare("def g(y):\n    ", "\n")
     remembered = len(tiny_completer.infiller._memo)
     assert remembered == 3  # one full forward per probed gap length
     request = CompletionRequest("def g(y):\n    ", "\n", max_tokens=64)
     prepared = tiny_completer.complete(request)
-    tiny_completer.infiller._memo.clear()
-    assert tiny_completer.complete(request).candidates == prepared.candidates
+    assert prepared.timings.reused_tokens == prepared.timings.context_tokens > 0
+    tiny_completer.infiller.forget()
+    cold = tiny_completer.complete(request)
+    assert cold.candidates == prepared.candidates
+    assert cold.timings.reused_tokens == 0

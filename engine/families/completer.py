@@ -52,6 +52,7 @@ class FamilyCompleter:
             encode_ms=sum(run.full_ms for run in runs),
             denoise_ms=sum(run.window_ms for run in runs),
             context_tokens=len(prefix) + len(suffix),
+            reused_tokens=len(prefix) + len(suffix) if runs[0].reused_context else 0,
         )
         return CompletionResult(candidates, timings, {"length": len(runs[0].ids)})
 
@@ -77,11 +78,12 @@ class FamilyCompleter:
             return self.infiller.fill_dreamon(
                 prefix, suffix, bounds, settings, is_cancelled, generator
             )
-        began = time.perf_counter()
+        began, hits = time.perf_counter(), self.infiller.memo_hits
         length = self.infiller.probe_length(prefix, suffix, probe_lengths(request.max_tokens))
         probe_ms = (time.perf_counter() - began) * 1000
+        prepared = self.infiller.memo_hits > hits  # the probe's lengths differ: hits came earlier
         run = self.infiller.fill(prefix, suffix, length, settings, is_cancelled, generator)
-        run.full_ms += probe_ms
+        run.full_ms, run.reused_context = run.full_ms + probe_ms, prepared
         return run
 
     def _context(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:

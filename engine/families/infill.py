@@ -17,6 +17,7 @@ Three pieces:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from engine.errors import Cancelled
 from engine.families.spec import FamilySpec
 from engine.families.transformer import FamilyTransformer
 from engine.families.unmask import choose, predict, step_quota
+
+MEMO_SIZE = 4  # full forwards remembered: one per probed gap length, and one spare
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Decoded:
     full_forwards: int = 0
     window_forwards: int = 0
     expansions: int = 0  # DreamOn: expand tokens turned into two masks
+    reused_context: bool = False  # the probe's forwards were prepared before the request
 
 
 class Infiller:
@@ -58,23 +62,29 @@ class Infiller:
     def __init__(self, model: FamilyTransformer, spec: FamilySpec, device: torch.device) -> None:
         self.model, self.spec, self.device = model, spec, device
         self._memo: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._memo_lock = threading.Lock()  # prepare() may run beside complete()
+        self.memo_hits = 0
 
     @torch.inference_mode()
     def full_forward(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden (1, T, E) and K/V of a whole sequence, remembered for repeats (prepare())."""
         key = tuple(ids)
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
+        with self._memo_lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                self.memo_hits += 1
+                return self._memo[key]
         result = self.model(torch.tensor([ids], device=self.device))
-        self._memo[key] = result
-        if len(self._memo) > 4:
-            self._memo.popitem(last=False)
+        with self._memo_lock:
+            self._memo[key] = result
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
         return result
 
     def forget(self) -> None:
         """Drop remembered full forwards (benchmarks time them every run)."""
-        self._memo.clear()
+        with self._memo_lock:
+            self._memo.clear()
 
     def gap_logits(
         self, hidden: torch.Tensor, offset: int, start: int, end: int, expand: bool = False
