@@ -119,3 +119,15 @@ def test_bench_plan_falls_back_to_cpu_and_says_so(capsys: pytest.CaptureFixture[
     )  # fmt: skip
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         plan_run(parser.parse_args(["--device", "cuda"]), cuda=False)
+
+
+def test_reading_a_family_folder_needs_no_torch(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "dream", DREAM)
+    code = (
+        "import sys; from pathlib import Path; import engine.doctor; "
+        "from engine.families import is_family_folder; from engine.families.spec import parse_spec; "
+        f"assert is_family_folder(Path({str(folder)!r})); parse_spec(Path({str(folder)!r})); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -115,11 +115,28 @@ def test_bad_config_values(tmp_path: Path, changes: dict, message: str) -> None:
         open_completer(folder, "cpu")
 
 
-def test_unsupported_llada_block(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"block_type": "sequential"}, "unsupported block_type = 'sequential'"),
+        ({"clip_qkv": 8.0}, "unsupported clip_qkv = 8.0"),
+        ({"architectures": ["LLaDAMoEModelLM"]}, r"unsupported architecture \(mixture of"),
+    ],
+)
+def test_unsupported_llada_options(tmp_path: Path, changes: dict, message: str) -> None:
     folder = write_folder(tmp_path / "llada", LLADA)
-    edit_config(folder, block_type="sequential")
-    with pytest.raises(ModelLoadError, match="unsupported block_type = 'sequential'"):
+    edit_config(folder, **changes)
+    assert is_family_folder(folder)  # recognised, then refused with a reason
+    with pytest.raises(ModelLoadError, match=message):
         open_completer(folder, "cpu")
+
+
+def test_context_is_cut_to_the_model_positions(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "dream", DREAM)
+    edit_config(folder, max_position_embeddings=48)
+    completer = open_completer(folder, "cpu")
+    result = completer.complete(CompletionRequest("x = 1\n" * 40, "y = 2\n" * 10, max_tokens=8))
+    assert result.timings.context_tokens == 40  # 48 positions less the 8-token gap
 
 
 def test_missing_shard(tmp_path: Path) -> None:

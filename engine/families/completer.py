@@ -36,7 +36,7 @@ class FamilyCompleter:
         self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
     ) -> CompletionResult:
         began = time.perf_counter()
-        prefix, suffix = self._context(request.prefix, request.suffix)
+        prefix, suffix = self._context(request.prefix, request.suffix, request.max_tokens)
         if request.max_tokens <= 0:
             raise InputError(f"max_tokens must be positive, got {request.max_tokens}")
         runs = [
@@ -86,8 +86,9 @@ class FamilyCompleter:
         run.full_ms, run.reused_context = run.full_ms + probe_ms, prepared
         return run
 
-    def _context(self, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
-        """Token ids of the text around the gap, cut to the budget nearest the cursor."""
+    def _context(self, prefix: str, suffix: str, gap: int) -> tuple[list[int], list[int]]:
+        """Token ids of the text around the gap, cut nearest the cursor to what fits beside
+        a gap of `gap` tokens in the model's positions (at most CONTEXT_BUDGET)."""
         for label, text in (("prefix", prefix), ("suffix", suffix)):
             if not isinstance(text, str):
                 raise InputError(f"{label} must be text, got {type(text).__name__}")
@@ -96,17 +97,17 @@ class FamilyCompleter:
         encode = self.loaded.tokenizer.encode
         before = encode(prefix, add_special_tokens=False).ids
         after = encode(suffix, add_special_tokens=False).ids
-        keep_after = min(len(after), CONTEXT_BUDGET // 4)
-        keep_before = min(len(before), CONTEXT_BUDGET - keep_after)
+        budget = max(0, min(CONTEXT_BUDGET, self.spec.max_positions - gap))
+        keep_after = min(len(after), budget // 4)
+        keep_before = min(len(before), budget - keep_after)
         return before[len(before) - keep_before :], after[:keep_after]
 
     def prepare(self, prefix: str, suffix: str) -> None:
         """Run the length probe's full forwards now; complete() finds them remembered."""
         if self.spec.expand_id is None:
-            before, after = self._context(prefix, suffix)
-            self.infiller.probe_length(
-                before, after, probe_lengths(CompletionRequest("", "").max_tokens)
-            )
+            max_tokens = CompletionRequest("", "").max_tokens
+            before, after = self._context(prefix, suffix, max_tokens)
+            self.infiller.probe_length(before, after, probe_lengths(max_tokens))
 
     def count_tokens(self, text: str) -> int:
         return len(self.loaded.tokenizer.encode(text, add_special_tokens=False).ids)

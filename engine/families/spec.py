@@ -26,6 +26,15 @@ FAMILY_NAMES = {DREAM: "Dream", LLADA: "LLaDA", QWEN2_MDM: "Open-dCoder (Qwen2 m
 # Documented ids, used only when config.json does not say (research/diffusion-anchors.md §2).
 DREAM_MASK_ID, DREAM_EOS_ID = 151666, 151643
 LLADA_MASK_ID, LLADA_EOS_ID = 126336, 126081
+# LLaDA's OLMo options this loader implements, and those it refuses rather than ignore.
+LLADA_REQUIRED = (
+    ("block_type", "llama"),
+    ("layer_norm_type", "rms"),
+    ("rope", True),
+    ("activation_type", "silu"),
+)
+LLADA_UNSUPPORTED = ("include_bias", "alibi", "clip_qkv", "input_emb_norm", "scale_logits",
+                     "attention_layer_norm", "multi_query_attention")  # fmt: skip
 MASK_TOKEN_NAMES = ("<M>", "<|mask|>", "<mask>", "<|mdm_mask|>")
 
 
@@ -194,13 +203,15 @@ def _read_qwen2(r: _ConfigReader, family: str, folder: Path) -> FamilySpec:
 
 
 def _read_llada(r: _ConfigReader) -> FamilySpec:
-    for key, wanted in (("block_type", "llama"), ("layer_norm_type", "rms"), ("rope", True)):
+    moe = [a for a in r.config.get("architectures") or [] if "moe" in str(a).lower()]
+    if moe or "moe" in str(r.config.get("model_type", "")).lower():
+        r.unsupported("architecture (mixture of experts)", moe or r.config["model_type"])
+    for key, wanted in LLADA_REQUIRED:
         if r.config.get(key, wanted) != wanted:
             r.unsupported(key, r.config[key])
-    if r.config.get("activation_type", "silu") not in ("silu", "swiglu"):
-        r.unsupported("activation_type", r.config["activation_type"])
-    if r.config.get("include_bias") or r.config.get("alibi"):
-        r.unsupported("include_bias/alibi", True)
+    for key in LLADA_UNSUPPORTED:
+        if r.config.get(key):
+            r.unsupported(key, r.config[key])
     hidden, heads = r.get("d_model", int), r.get("n_heads", int)
     ratio = r.get("mlp_ratio", int, 4)
     return FamilySpec(
