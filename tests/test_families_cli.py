@@ -125,7 +125,8 @@ def test_reading_a_family_folder_needs_no_torch(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "dream", DREAM)
     code = (
         "import sys; from pathlib import Path; import engine.doctor; "
-        "from engine.families import is_family_folder; from engine.families.spec import parse_spec; "
+        "from engine.families import is_family_folder; "
+        "from engine.families.spec import parse_spec; "
         f"assert is_family_folder(Path({str(folder)!r})); parse_spec(Path({str(folder)!r})); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
