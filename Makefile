@@ -17,7 +17,7 @@ $(BIN)/diffill: pyproject.toml
 install: $(BIN)/diffill
 
 demo: install
-	$(BIN)/diffill complete examples/demo.py --line 4 --col 4
+	$(BIN)/diffill complete examples/demo.py --line 7 --col 11
 
 lint: install
 	$(BIN)/ruff check .
