@@ -115,10 +115,13 @@ class FamilyCompleter:
     def describe(self) -> dict[str, object]:
         spec, loaded = self.spec, self.loaded
         return {
+            "model": str(loaded.folder),
             "name": loaded.folder.name,
             "family": spec.name,
             "runtime": f"torch {loaded.device.type} {str(loaded.dtype).removeprefix('torch.')}",
             "parameters": loaded.model.num_parameters(),
+            "context_tokens": min(CONTEXT_BUDGET, spec.max_positions),
+            "vocab_size": spec.vocab_size,
             "mask_id": spec.mask_id,
             "shifted_logits": spec.shifted,
             "length": "expand/delete" if spec.expand_id is not None else "probe + EOS trim",
