@@ -1,0 +1,40 @@
+"""An open-weight family folder served by the real `diffill lsp` command, unchanged server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsp_harness import lsp_fixture, open_doc, start
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from test_families_infill import chain_rows, hand_built, ids_of, logit_for
+
+from engine.families.spec import DREAM
+from engine.families.synthetic import write_folder
+
+
+@lsp_fixture()
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+def dream_chain(folder: Path) -> Path:
+    """A Dream-format folder whose model fills `x=` with `abc` (see test_families_infill)."""
+    write_folder(folder, DREAM)
+    return hand_built(folder, DREAM, chain_rows(folder, {ids_of("z")[0]: logit_for(0.3)}))
+
+
+async def test_inline_completion_from_a_dream_folder(client, tmp_path: Path):
+    await start(client, dream_chain(tmp_path / "dream"))
+    position = open_doc(client, "x=║\n")
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri="file:///w/a.py"),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    assert [item.insert_text for item in result.items][:1] == ["abc"]
