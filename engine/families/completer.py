@@ -103,7 +103,8 @@ class FamilyCompleter:
         return before[len(before) - keep_before :], after[:keep_after]
 
     def prepare(self, prefix: str, suffix: str) -> None:
-        """Run the length probe's full forwards now; complete() finds them remembered."""
+        """Run the length probe's full forwards now; complete() finds them remembered.
+        (DreamOn changes the gap's length every step: nothing can be computed ahead.)"""
         if self.spec.expand_id is None:
             max_tokens = CompletionRequest("", "").max_tokens
             before, after = self._context(prefix, suffix, max_tokens)
