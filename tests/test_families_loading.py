@@ -55,6 +55,8 @@ def test_not_a_family(tmp_path: Path) -> None:
     model_preset("tiny").to_json(own / "config.json")
     assert not is_family_folder(own)
     assert not is_family_folder(tmp_path / "missing")
+    (tmp_path / "file").write_text("not a folder")
+    assert not is_family_folder(tmp_path / "file")
     plain_qwen = write_folder(tmp_path / "qwen", QWEN2_MDM)
     (plain_qwen / "tokenizer_config.json").unlink()  # an autoregressive Qwen2: no mask token
     (plain_qwen / "tokenizer.json").write_text(json.dumps({"added_tokens": []}))

@@ -33,8 +33,15 @@ LLADA_REQUIRED = (
     ("rope", True),
     ("activation_type", "silu"),
 )
-LLADA_UNSUPPORTED = ("include_bias", "alibi", "clip_qkv", "input_emb_norm", "scale_logits",
-                     "attention_layer_norm", "multi_query_attention")  # fmt: skip
+LLADA_UNSUPPORTED = (
+    "include_bias",
+    "alibi",
+    "clip_qkv",
+    "input_emb_norm",
+    "scale_logits",
+    "attention_layer_norm",
+    "multi_query_attention",
+)
 MASK_TOKEN_NAMES = ("<M>", "<|mask|>", "<mask>", "<|mdm_mask|>")
 
 
@@ -75,6 +82,8 @@ def read_config(folder: Path) -> dict[str, Any]:
         values = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelLoadError(f"no config.json in model folder {folder}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
