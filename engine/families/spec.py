@@ -153,7 +153,7 @@ def spec_from_config(config: dict[str, Any], folder: Path) -> FamilySpec:
 
 
 class _ConfigReader:
-    """Typed access to config keys, collecting every problem into one error."""
+    """Typed access to config keys: the first wrong or missing key becomes one clear error."""
 
     def __init__(self, config: dict[str, Any], folder: Path, family: str) -> None:
         self.config, self.folder, self.family = config, folder, family
@@ -203,7 +203,7 @@ def _read_qwen2(r: _ConfigReader, family: str, folder: Path) -> FamilySpec:
         qkv_bias=True,
         tie_embeddings=r.get("tie_word_embeddings", bool, False),
         mask_id=mask_id,  # a Qwen2 folder only counts as a family when it has one
-        eos_id=_first_id(r.get("eos_token_id", (int, list), DREAM_EOS_ID)),
+        eos_id=_first_id(r.get("eos_token_id", (int, list), DREAM_EOS_ID), DREAM_EOS_ID),
         expand_id=r.get("expand_token_id", int, None),
         shifted=True,
         max_positions=r.get("max_position_embeddings", int, 32768),
@@ -236,7 +236,7 @@ def _read_llada(r: _ConfigReader) -> FamilySpec:
         qkv_bias=r.get("include_qkv_bias", bool, False),
         tie_embeddings=r.get("weight_tying", bool, False),
         mask_id=r.get("mask_token_id", int, LLADA_MASK_ID),
-        eos_id=_first_id(r.get("eos_token_id", (int, list), LLADA_EOS_ID)),
+        eos_id=_first_id(r.get("eos_token_id", (int, list), LLADA_EOS_ID), LLADA_EOS_ID),
         expand_id=None,
         shifted=False,
         max_positions=r.get("max_sequence_length", int, 4096),
@@ -244,8 +244,11 @@ def _read_llada(r: _ConfigReader) -> FamilySpec:
     )
 
 
-def _first_id(value: int | list[int]) -> int:
-    return value[0] if isinstance(value, list) and value else value  # type: ignore[return-value]
+def _first_id(value: int | list[int], default: int) -> int:
+    """Configs give one EOS id or a list of them; the first one ends a middle."""
+    if isinstance(value, list):
+        return value[0] if value and isinstance(value[0], int) else default
+    return value
 
 
 def _checked(spec: FamilySpec, folder: Path) -> FamilySpec:
