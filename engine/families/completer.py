@@ -27,6 +27,9 @@ CONTEXT_BUDGET = 2048  # tokens of prefix + suffix (Dream's documented context i
 
 
 class FamilyCompleter:
+    """prefix + gap + suffix in natural order; DreamOn sizes the gap itself, other checkpoints
+    get the most confident of a few gap lengths, trimmed at their first EOS."""
+
     def __init__(self, loaded: LoadedFamily, settings: DecodeSettings | None = None) -> None:
         self.loaded, self.spec = loaded, loaded.spec
         self.settings = settings or DecodeSettings()
@@ -36,9 +39,9 @@ class FamilyCompleter:
         self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
     ) -> CompletionResult:
         began = time.perf_counter()
-        prefix, suffix = self._context(request.prefix, request.suffix, request.max_tokens)
         if request.max_tokens <= 0:
             raise InputError(f"max_tokens must be positive, got {request.max_tokens}")
+        prefix, suffix = self._context(request.prefix, request.suffix, request.max_tokens)
         runs = [
             self._candidate(prefix, suffix, request, index, is_cancelled)
             for index in range(max(1, request.num_candidates))
