@@ -41,7 +41,7 @@ function M.status()
     vim.notify("diffill: no server attached to this buffer", vim.log.levels.WARN)
     return nil
   end
-  local response, err = client:request_sync("diffill/status", {}, 5000, 0)
+  local response, err = client:request_sync("diffill/status", {}, 5000, api.nvim_get_current_buf())
   if not response or response.err then
     local why = err or (response and response.err.message)
     vim.notify("diffill: status failed: " .. tostring(why), vim.log.levels.ERROR)
