@@ -97,6 +97,7 @@ def test_bench_family_table(tmp_path: Path) -> None:
     forwards = {(r[0], r[1]): (int(r[6]), int(r[7])) for r in body}
     assert forwards[("diffusion", "off")][1] == 0  # no cache: full forwards only
     assert forwards[("diffusion", "on")][0] == 1  # DualCache: one full forward per block
+    assert [r[10].endswith("/8") for r in body] == [True, False, True, False]
     assert "1109 tok/s" in done.stdout
 
 

@@ -130,7 +130,10 @@ def timed_fill(infiller: Infiller, plan: Plan, settings: DecodeSettings) -> tupl
     return (time.perf_counter() - began) * 1000, out
 
 
-def measure(infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]) -> list[str]:
+def measure(
+    infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]
+) -> tuple[list[str], list[int]]:
+    """One table row, and the tokens it produced (to compare DualCache with no cache)."""
     mode, one_per_step, dual_cache = variant
     settings = DecodeSettings(
         max_steps=None if one_per_step else plan.steps,
@@ -143,7 +146,7 @@ def measure(infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]) -> 
     tokens = len(out.ids)
     per_full = out.full_ms / max(out.full_forwards, 1)
     per_block = f"{out.window_ms / out.window_forwards:.0f}" if out.window_forwards else "-"
-    return [
+    row = [
         mode,
         "on" if dual_cache else "off",
         f"{latency:.0f}",
@@ -155,6 +158,22 @@ def measure(infiller: Infiller, plan: Plan, variant: tuple[str, bool, bool]) -> 
         f"{per_full:.0f}",
         per_block,
     ]
+    return row, out.ids
+
+
+def with_agreement(measured: list[tuple[list[str], list[int]]]) -> list[list[str]]:
+    """Append, to each DualCache row, how many tokens equal the same mode without a cache
+    (DualCache is Fast-dLLM's approximation: prefix/suffix K/V age within a block)."""
+    exact = {row[0]: ids for row, ids in measured if row[1] == "off"}
+    rows = []
+    for row, ids in measured:
+        same = "-"
+        if row[1] == "on" and row[0] in exact:
+            reference = exact[row[0]]
+            matches = sum(a == b for a, b in zip(ids, reference, strict=False))
+            same = f"{matches}/{max(len(ids), len(reference))}"
+        rows.append([*row, same])
+    return rows
 
 
 def table(plan: Plan, spec: FamilySpec, parameters: int, rows: list[list[str]]) -> str:
@@ -169,6 +188,7 @@ def table(plan: Plan, spec: FamilySpec, parameters: int, rows: list[list[str]]) 
         "block forwards",
         "ms/full",
         "ms/block",
+        "same tokens as no cache",
     ]
     lines = [
         f"### diffill bench family: {plan.shape} shape ({parameters / 1e6:.0f}M parameters, "
@@ -196,6 +216,6 @@ def run(args: argparse.Namespace) -> int:
     infiller = Infiller(model, spec, torch.device(plan.device))
     warm_up = Plan(**{**plan.__dict__, "gap": 2})  # first calls pay one-time kernel setup
     timed_fill(infiller, warm_up, DecodeSettings(one_per_step=True, block_size=2))
-    rows = [measure(infiller, plan, variant) for variant in VARIANTS]
+    rows = with_agreement([measure(infiller, plan, variant) for variant in VARIANTS])
     print(table(plan, spec, model.num_parameters(), rows))
     return 0
