@@ -130,6 +130,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         "log_every": 5,
         "save_every": 20,
         "eval_batches": 1,
+        "threads": 1,  # small matrices: a second thread only waits, worse on a busy machine
     },
     "default": {},
     "gpu": {  # one H200 for about 8 minutes: several hundred million tokens

@@ -314,30 +314,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, help="overrides the preset")
 
 
+def make_loaders(
+    manifest: dict, tokenizer: Path, settings: TrainConfig, canvas_size: int, seed: int
+):
+    """The training stream, and a held-out one (in-process, fixed seed) when that split exists."""
+    from engine.train_data import batches, split_paths
+
+    train_loader = batches(manifest, "train", tokenizer, settings, canvas_size, seed)
+    if not split_paths(manifest, "heldout"):
+        return train_loader, None
+    quiet = dataclasses.replace(settings, workers=0)
+    return train_loader, batches(manifest, "heldout", tokenizer, quiet, canvas_size, 0)
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.corpus import load_manifest
-    from engine.train_data import batches
 
     settings = settings_from_args(args)
     run_dir = args.run_dir or Path("runs") / args.preset
     model, optimizer, state = setup(settings, args.tokenizer, run_dir, args.resume)
-    manifest, c = load_manifest(args.corpus), model.config.canvas_size
     seed = settings.seed + state["step"]  # a resumed run cuts fresh spans
-    loaders = (
-        batches(manifest, "train", args.tokenizer, settings, c, seed),
-        batches(
-            manifest, "heldout", args.tokenizer, dataclasses.replace(settings, workers=0), c, 0
-        ),
+    loaders = make_loaders(
+        load_manifest(args.corpus), args.tokenizer, settings, model.config.canvas_size, seed
     )
     log(run_dir, {"parameters": model.num_parameters(), "settings": dataclasses.asdict(settings)})
-    loop(
-        model,
-        optimizer,
-        loaders,
-        settings,
-        state,
-        {"run_dir": run_dir, "tokenizer": args.tokenizer},
-    )
+    paths = {"run_dir": run_dir, "tokenizer": args.tokenizer}
+    loop(model, optimizer, loaders, settings, state, paths)
     if args.out:
         save_model_folder(args.out, model, args.tokenizer)
     return 0

@@ -25,8 +25,6 @@ class ExampleStream(IterableDataset):
     def __init__(
         self, paths: list[str], tokenizer_path: Path, per_file: int, seed: int, **layout: int
     ) -> None:
-        if not paths:
-            raise InputError("the corpus split used for training has no files")
         self.paths, self.tokenizer_path, self.per_file = paths, tokenizer_path, per_file
         self.seed, self.layout = seed, layout
 
@@ -68,8 +66,11 @@ def batches(
     seed: int,
 ) -> DataLoader:
     """A DataLoader of (ids (N, S) int64, roles (N, S) uint8) batches from one split."""
+    paths = split_paths(manifest, split)
+    if not paths:
+        raise InputError(f"the corpus manifest has no {split!r} files to train on")
     stream = ExampleStream(
-        split_paths(manifest, split),
+        paths,
         tokenizer_path,
         settings.examples_per_file,
         seed,

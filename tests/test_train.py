@@ -1,0 +1,170 @@
+"""`diffill train` with the tiny preset on real files: loss falls, resume continues, the
+written folder loads, and an overfit model reproduces its middles through the sampler."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffill.cli import main
+from engine.checkpoint import load_config, load_weights
+from engine.config import train_preset
+from engine.fim import IGNORE, PAD, TOKEN, Span, make_example
+from engine.tokenizer import load_tokenizer
+from engine.tokens import MASK_ID
+from engine.train import (
+    OPTIMIZER_FILE,
+    add_noise,
+    role_weights,
+    save_model_folder,
+    setup,
+    train_step,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENIZER = REPO / "models" / "tokenizer.json"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest over a few real source files of this project, and beside it a 512-token
+    tokenizer trained on them (a small vocabulary keeps the tiny model's steps cheap)."""
+    tmp = tmp_path_factory.mktemp("corpus")
+    for name in ("fim.py", "model.py", "tokenizer.py", "checkpoint.py"):
+        shutil.copy(REPO / "engine" / name, tmp / name)
+    manifest = tmp / "corpus.json"
+    assert main(["corpus", "--root", str(tmp), "--out", str(manifest)]) == 0
+    tokenizer = ["--corpus", str(manifest), "--out", str(tmp / "tokenizer.json")]
+    assert main(["tokenizer", *tokenizer, "--vocab-size", "512"]) == 0
+    return manifest
+
+
+def train(corpus: Path, run_dir: Path, *extra: str) -> list[dict]:
+    tokenizer = corpus.parent / "tokenizer.json"
+    argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
+    assert main([*argv, "--run-dir", str(run_dir), *extra]) == 0
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_few_tiny_steps_decrease_the_loss(corpus: Path, tmp_path: Path) -> None:
+    records = [r for r in train(corpus, tmp_path / "run", "--max-steps", "40") if "loss" in r]
+    assert [r["step"] for r in records] == list(range(5, 45, 5))
+    first, last = records[0], records[-1]
+    assert last["loss"] < first["loss"] - 1.0
+    assert last["diffusion"] < first["diffusion"] and last["next_token"] < first["next_token"]
+    assert all(r["tokens_per_s"] > 0 and 0 <= r["data_fraction"] < 1 for r in records)
+
+
+def test_resume_continues_from_the_saved_step(corpus: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(corpus, run_dir, "--max-steps", "10", "--save-every", "10")
+    settings = train_preset("tiny", max_steps=20)
+    model, optimizer, state = setup(settings, run_dir / "tokenizer.json", run_dir, resume=True)
+    assert state["step"] == 10 and state["tokens"] == 10 * 4 * 64
+    saved = load_weights(run_dir)
+    for name, tensor in model.state_dict().items():
+        np.testing.assert_array_equal(tensor.numpy(), saved[name])
+    moments = [s["exp_avg"] for s in optimizer.state.values()]
+    assert len(moments) == len(list(model.parameters())) and all(m.abs().sum() > 0 for m in moments)
+    records = train(corpus, run_dir, "--max-steps", "20", "--resume")
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == [5, 10, 15, 20]  # the resumed run logs on from 10, not from 0
+    assert json.loads((run_dir / "train_state.json").read_text())["step"] == 20
+    assert (run_dir / OPTIMIZER_FILE).exists()
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(TOKENIZER)]
+    assert main([*argv, "--run-dir", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "nothing to resume in" in capsys.readouterr().err
+
+
+def test_written_folder_loads_with_engine_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    from engine.runtime_torch import load_model
+
+    out = tmp_path / "model"
+    train(corpus, tmp_path / "run", "--max-steps", "5", "--out", str(out))
+    config = load_config(out)
+    assert (config.d_model, config.canvas_size, config.vocab_size) == (64, 8, 512)
+    assert load_tokenizer(out / "tokenizer.json").get_vocab_size() == 512
+    model = load_model(out)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        v.size for v in load_weights(out).values()
+    )
+
+
+def test_noise_is_per_block_and_weights_follow_roles() -> None:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.arange(5, 5 + 2 * 4096).view(2, 4096)
+    noisy, masked, t = add_noise(ids, canvas_size=8, t_min=0.02, generator=generator)
+    blocks = t.view(2, -1, 8)
+    assert (blocks == blocks[..., :1]).all() and t.min() >= 0.02
+    assert (noisy[masked] == MASK_ID).all() and (noisy[~masked] == ids[~masked]).all()
+    assert abs(masked.float().mean().item() - t.mean().item()) < 0.02
+    roles = torch.tensor([[TOKEN, PAD, IGNORE]], dtype=torch.uint8)
+    weights = role_weights(roles, train_preset("tiny", eom_pad_weight=0.25))
+    assert weights.tolist() == [[1.0, 0.25, 0.0]]
+
+
+SNIPPETS = [
+    ("def area(width, height):\n    return ", "width * height", "\n\n\nprint(area(2, 3))\n"),
+    ("import os\n\npath = os.path.join(", '"a", "b"', ")\nprint(path)\n"),
+    (
+        "class Stack:\n    def __init__(self):\n",
+        "        self.items = []\n\n    def push(self, item):\n        self.items.append(item)",
+        "\n\n    def pop(self):\n        return self.items.pop()\n",
+    ),
+]
+
+
+def aligned_span(prefix: str, middle: str, suffix: str, encode, canvas_size: int) -> Span:
+    """Lead the prefix with a comment whose length puts the middle on a block boundary, so
+    the context the sampler builds equals the trained one token for token."""
+    for width in range(1, 64):
+        lead = "#" + "=" * width + "\n" + prefix
+        suffix_ids, prefix_ids = encode([suffix, lead])
+        if (len(suffix_ids) + len(prefix_ids) + 3) % canvas_size == 0:
+            return Span(lead, middle, suffix, "test")
+    raise AssertionError("no aligning comment found")
+
+
+def test_overfit_tiny_model_reproduces_each_middle_through_the_diffusion_sampler(
+    tmp_path: Path,
+) -> None:
+    """A 320-token tokenizer keeps the tiny model's vocabulary head cheap enough to overfit
+    in seconds on two CPU cores."""
+    from engine.completer import CompletionRequest
+    from engine.loading import open_completer
+    from engine.tokenizer import train_tokenizer
+
+    texts = ["".join(snippet) for snippet in SNIPPETS] * 4
+    tokenizer_path = tmp_path / "tokenizer.json"
+    train_tokenizer(iter(texts), vocab_size=320).save(str(tokenizer_path))
+    tokenizer = load_tokenizer(tokenizer_path)
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    settings = train_preset("tiny", max_steps=300, lr=1e-2, warmup_steps=10)
+    spans = [aligned_span(*snippet, encode, 8) for snippet in SNIPPETS]
+    examples = [make_example(span, encode, 96, 8, 48) for span in spans]
+    assert all(e is not None and e.middle_start % 8 == 0 for e in examples)
+    ids = torch.from_numpy(np.stack([e.ids for e in examples])).repeat(4, 1)
+    roles = torch.from_numpy(np.stack([e.roles for e in examples])).repeat(4, 1)
+    model, optimizer, _ = setup(settings, tokenizer_path, tmp_path / "run", resume=False)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(settings.max_steps):
+        lr = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
+        train_step(model, optimizer, ids, roles, settings, generator, lr)
+    save_model_folder(tmp_path / "model", model, tokenizer_path)
+    completer = open_completer(tmp_path / "model", runtime="torch")
+    for span in spans:
+        request = CompletionRequest(prefix=span.prefix, suffix=span.suffix, mode="diffusion")
+        assert completer.complete(request).text == span.middle
