@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_model_arguments(parser)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
-    parser.add_argument("--positions", type=int, default=12, help="held-out positions per kind")
+    parser.add_argument("--positions", type=int, default=4, help="held-out positions per kind")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--prefix-chars", type=int, default=3000)

@@ -130,7 +130,9 @@ class EmbeddedCompleter:
         start = time.perf_counter()
         with self._lock:
             reused = common_prefix_length(self._ids, ids)
-            kv = self._kv[:, :, :, :, :reused] if reused < len(self._ids) else self._kv
+            kv = self._kv
+            if reused < len(self._ids):  # one copy here, not a strided cache in every step
+                kv = np.ascontiguousarray(self._kv[:, :, :, :, :reused])
             if reused < len(ids):
                 kv = self.runtime.encode(np.asarray([ids[reused:]], dtype=np.int64), kv)
             self._ids, self._kv = ids, kv
