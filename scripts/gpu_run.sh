@@ -44,7 +44,9 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 # The project itself, from this tree, without fetching anything: its training needs (torch,
 # numpy, tokenizers, safetensors) are on the machine; if pip cannot install, run from source.
-if ! "$PY" -m pip install --quiet --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1; then
+if "$PY" -m pip show diffill >/dev/null 2>&1; then
+  say "diffill is already installed for $PY"
+elif ! "$PY" -m pip install --quiet --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1; then
   say "pip could not install the project; running it from the source tree"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
