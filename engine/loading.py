@@ -6,7 +6,6 @@ Nothing here imports torch unless the torch runtime is chosen.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -53,15 +52,10 @@ def open_completer(
 
 
 def _family_completer(folder: Path, device: str | None) -> Completer | None:
-    """Hand open-weight checkpoints (Dream, LLaDA, ...) to engine.families when it exists."""
-    if importlib.util.find_spec("engine.families") is None:
-        return None
+    """Hand open-weight checkpoints (Dream, LLaDA, ...) to engine.families."""
     from engine import families
 
-    is_family_folder = getattr(families, "is_family_folder", None)  # absent while in progress
-    if is_family_folder is None or not is_family_folder(folder):
-        return None
-    return families.open_completer(folder, device)
+    return families.open_completer(folder, device) if families.is_family_folder(folder) else None
 
 
 def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads: int):
