@@ -4,6 +4,7 @@ Examples come from the corpus manifest's held-out split (files never trained on)
 the same span logic training uses (engine.fim.cut_span), in a seeded order so every run sees
 the same examples. Each answer is scored by exact match (trailing whitespace ignored) and
 edit similarity (difflib ratio); two trivial answers, empty and `pass`, are the floor.
+Single-line gaps score the answer's first line, the part an editor shows there.
 """
 
 from __future__ import annotations
@@ -134,10 +135,16 @@ def answer_all(
             )
             result = completer.complete(request)
             steps = result.candidates[0].steps if result.candidates else 0
-            answers[mode].append(Answer(result.text, steps, result.timings.total_ms))
+            text = shown(result.text, example.kind)
+            answers[mode].append(Answer(text, steps, result.timings.total_ms))
         for name, text in BASELINES.items():
             answers[name].append(Answer(text))
     return answers
+
+
+def shown(text: str, kind: str) -> str:
+    """What an editor shows: a single-line gap gets the first line only, as the server cuts it."""
+    return text.split("\n", 1)[0] if kind == "single-line" else text
 
 
 def exact(answer: str, middle: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tiny_model import shared_folder
 
-from engine.evaluate import Answer, Example, heldout_examples, score, score_rows
+from engine.evaluate import Answer, Example, heldout_examples, score, score_rows, shown
 
 
 @pytest.fixture
@@ -58,6 +58,11 @@ def test_scores_exact_match_similarity_and_empty_share() -> None:
     assert row["edit_similarity"] == 0.5  # 1.0 for the first, 0.0 for the empty answer
     rows = score_rows(examples, {"pass": [Answer("pass"), Answer("pass")]})
     assert {r["kind"]: r["exact_match"] for r in rows} == {"single-line": 0.5, "all": 0.5}
+
+
+def test_single_line_gaps_score_the_first_line_only() -> None:
+    assert shown("x + 1\nprint(x)", "single-line") == "x + 1"
+    assert shown("x + 1\nprint(x)", "multi-line") == "x + 1\nprint(x)"
 
 
 def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifest) -> None:
