@@ -132,6 +132,9 @@ def _open_session(path: Path, providers: list[str], threads: int):
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Idle threads sleep instead of spinning: the editor shares these cores, and on a busy
+    # machine spinning made a denoise step slower (median 11.8 ms against 7.2 ms).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own types for corrupt or mismatched files
