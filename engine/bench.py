@@ -22,7 +22,7 @@ MODES = ("diffusion", "ar")
 def configure(parser: argparse.ArgumentParser) -> None:
     from engine.complete import add_model_arguments
 
-    add_model_arguments(parser)
+    add_model_arguments(parser, runtime=False)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
     parser.add_argument("--positions", type=int, default=4, help="held-out positions per kind")
     parser.add_argument("--max-tokens", type=int, default=16)

@@ -21,12 +21,13 @@ from engine.loading import RUNTIMES, default_model_path, open_completer
 MAX_FILE_BYTES = 1_000_000  # larger files are data, not code being typed
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
     """Options shared by complete, eval and bench: which model, on which runtime."""
     parser.add_argument(
         "--model", type=Path, default=None, help=f"model folder (default {default_model_path()})"
     )
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
+    if runtime:
+        parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the runtime")
 
