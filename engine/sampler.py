@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.completer import Mode
+from engine.completer import Mode, never_cancelled
 from engine.errors import Cancelled
 from engine.tokens import EOM_ID, MASK_ID
 
@@ -72,7 +72,7 @@ def generate(
     kv: np.ndarray,
     settings: SamplerSettings,
     num_candidates: int = 1,
-    is_cancelled: Callable[[], bool] = lambda: False,
+    is_cancelled: Callable[[], bool] = never_cancelled,
 ) -> tuple[list[Generation], SamplerStats]:
     """Fill the gap after the cached context; candidates share the first block's batch."""
     temperatures = [settings.temperature] + [settings.temperature or ALTERNATIVE_TEMPERATURE] * (
