@@ -45,6 +45,7 @@ function prepare(opt) {
     "update.mode": "none",
     "extensions.autoUpdate": false,
     "editor.inlineSuggest.enabled": true,
+    "editor.wordBasedSuggestions": "off",
     "chat.disableAIFeatures": true,
     "workbench.secondarySideBar.defaultVisibility": "hidden",
   }, null, 2));
@@ -84,6 +85,8 @@ async function openSample(page) {
   await page.click(".editor-instance .view-lines");
   await page.keyboard.press("Control+End");
   log("editor open");
+  await page.waitForSelector('[aria-label="diffill ready"]', { timeout: TIMEOUT });
+  log("server ready (status bar)");
 }
 
 // The ghost text as drawn: the inline part after the cursor, then the lines below it (their

@@ -8,7 +8,8 @@
 #   editor-clients/vscode/scripts/e2e.sh            install what is missing, build the .vsix, run the test
 #   editor-clients/vscode/scripts/e2e.sh --install  only install (for a CI cache warm-up step)
 #
-# Environment: DIFFILL_CACHE (default ~/.cache/diffill), DIFFILL_SERVER (default: the venv's diffill),
+# Environment: DIFFILL_CACHE (default ~/.cache/diffill), DIFFILL_SERVER (default: .venv/bin/diffill,
+# else diffill on PATH),
 # DIFFILL_SCREENSHOT (default docs/img/vscode-ghost.png), CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
 
@@ -69,8 +70,8 @@ build_vsix() {
 }
 
 run_test() {
-	local server=${DIFFILL_SERVER:-$REPO/../venv/bin/diffill}
-	[[ -x $server ]] || server=$(command -v diffill)
+	local server=${DIFFILL_SERVER:-$REPO/.venv/bin/diffill}
+	[[ -x $server ]] || server=$(command -v diffill) || { log "diffill not found: set DIFFILL_SERVER"; exit 2; }
 	NODE_PATH=$PW_DIR/node_modules PATH=$NODE_HOME/bin:$PATH \
 		node "$HERE/scripts/e2e.js" --code-server "$CS_BIN" --vsix "$CACHE/diffill.vsix" \
 		--server "$server" --chromium "$CHROMIUM" \

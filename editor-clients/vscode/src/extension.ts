@@ -7,7 +7,6 @@ import {
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { StatusBar } from "./statusBar";
 
@@ -25,8 +24,8 @@ function createClient(statusBar: StatusBar): LanguageClient {
   const config = vscode.workspace.getConfiguration("diffill.server");
   const server: ServerOptions = {
     command: config.get<string>("command", "diffill"),
+    // No `transport`: TransportKind.stdio would append `--stdio`; stdio is the default anyway.
     args: config.get<string[]>("args", ["lsp"]),
-    transport: TransportKind.stdio,
   };
   const options: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],

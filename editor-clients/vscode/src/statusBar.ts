@@ -50,7 +50,7 @@ export class StatusBar implements vscode.Disposable {
       this.pending = setTimeout(() => {
         this.pending = undefined;
         void this.refresh();
-      }, 250);
+      }, 500);
     }
   }
 
@@ -81,11 +81,16 @@ export class StatusBar implements vscode.Disposable {
   }
 
   private render(status: Status): void {
+    if (status.state === "loading") {
+      this.refreshSoon(); // keep asking until the model is ready or has failed
+    }
     const latency = lastLatency(status);
     const icon = status.state === "ready" ? (status.enabled === false ? "$(circle-slash)" : "$(sparkle)")
       : status.state === "loading" ? "$(loading~spin)" : "$(error)";
     this.item.text = `${icon} diffill${latency === undefined ? "" : ` ${Math.round(latency)} ms`}`;
     this.item.tooltip = describe(status);
+    const state = status.enabled === false ? "disabled" : status.state;
+    this.item.accessibilityInformation = { label: `diffill ${state}` };
   }
 
   dispose(): void {
