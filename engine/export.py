@@ -19,10 +19,9 @@ from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_GRAPH,
     ENCODE_GRAPH,
-    ENCODE_INPUTS,
     GRAPHS_FILE,
     OnnxRuntime,
-    denoise_inputs,
+    graph_inputs,
     safetensors_header,
     weights_fingerprint,
 )
@@ -54,81 +53,76 @@ def export_graphs(folder: Path) -> list[Path]:
     """Export both graphs into `folder`, relinked to its safetensors. Returns their paths."""
     import torch
 
-    from engine.runtime_torch import load_model
+    from engine.runtime_torch import load_model, per_layer
 
     model = load_model(Path(folder))
     config = model.config
     past = model.encode_context(torch.randint(5, config.vocab_size, (1, 5)), model.empty_cache())
-    ids = torch.randint(5, config.vocab_size, (1, 3))
-    canvas = torch.randint(5, config.vocab_size, (2, config.canvas_size))
-    encode_path, denoise_path = Path(folder) / ENCODE_GRAPH, Path(folder) / DENOISE_GRAPH
-    encode, denoise = _graph_modules(model)
-    layers = range(config.n_layers)
-    keys, values = [past[i, 0] for i in layers], [past[i, 1] for i in layers]
-    _export(encode, (ids, past), ENCODE_INPUTS, "kv", encode_path)
-    _export(
-        denoise, (canvas, keys, values), denoise_inputs(config.n_layers), "logits", denoise_path
-    )
-    for path in (encode_path, denoise_path):
-        relink_to_safetensors(path, Path(folder))
-    record = {
-        "weights_fingerprint": weights_fingerprint(folder),
-        "graphs": [ENCODE_GRAPH, DENOISE_GRAPH],
+    examples = {
+        ENCODE_GRAPH: (torch.randint(5, config.vocab_size, (1, 3)), *per_layer(past)),
+        DENOISE_GRAPH: (
+            torch.randint(5, config.vocab_size, (2, config.canvas_size)),
+            *per_layer(past),
+        ),
     }
+    paths = []
+    for name, module in _graph_modules(model).items():
+        paths.append(Path(folder) / name)
+        _export(module, examples[name], paths[-1])
+        relink_to_safetensors(paths[-1], Path(folder))
+    record = {"weights_fingerprint": weights_fingerprint(folder), "graphs": list(examples)}
     (Path(folder) / GRAPHS_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return [encode_path, denoise_path]
+    return paths
 
 
-def _graph_modules(model):
-    """The two exported entry points as modules: encode, and denoise with the batch-1 cache
-    shared by the N candidates of the canvas."""
+def _graph_modules(model) -> dict:
+    """The two exported entry points as modules, keyed by graph file name. Both take the
+    cache per layer; see engine/inference.py."""
     import torch
 
-    from engine.runtime_torch import denoise_shared_cache
+    from engine.inference import denoise_shared_cache, encode_new
 
     class EncodeGraph(torch.nn.Module):
+        first_input, output = "ids", "new_kv"
+
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, ids: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-            return self.model.encode_context(ids, past)
+        def forward(self, ids: torch.Tensor, keys: list, values: list) -> torch.Tensor:
+            return encode_new(self.model, ids, keys, values)
 
     class DenoiseGraph(EncodeGraph):
-        def forward(
-            self, canvas: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor]
-        ) -> torch.Tensor:
+        first_input, output = "canvas", "logits"
+
+        def forward(self, canvas: torch.Tensor, keys: list, values: list) -> torch.Tensor:
             return denoise_shared_cache(self.model, canvas, keys, values)
 
-    return EncodeGraph(), DenoiseGraph()
+    return {ENCODE_GRAPH: EncodeGraph(), DENOISE_GRAPH: DenoiseGraph()}
 
 
-def _export(module, example: tuple, inputs: list[str], output: str, path: Path) -> None:
+def _export(module, example: tuple, path: Path) -> None:
     """One dynamo export with dynamic lengths; optimize=False keeps weights untransposed and
     named after their parameters, so they can point into the safetensors."""
     import torch
     from torch.export import Dim
 
-    limit = module.model.config.max_positions
-    past = Dim("past", max=limit)
-    if inputs == ENCODE_INPUTS:
-        shapes = {"ids": {1: Dim("new", min=1, max=limit)}, "past": {4: past}}
-    else:
-        layers = module.model.config.n_layers
-        shapes = {
-            "canvas": {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
-            "keys": [{2: past}] * layers,
-            "values": [{2: past}] * layers,
-        }
+    config = module.model.config
+    past = Dim("past", max=config.max_positions)
+    first = {
+        "ids": {1: Dim("new", min=1, max=config.max_positions)},
+        "canvas": {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
+    }[module.first_input]
+    layers = ({2: past},) * config.n_layers  # per_layer() gives tuples
     torch.onnx.export(
         module.eval(),
         example,
         str(path),
         dynamo=True,
         optimize=False,
-        input_names=inputs,
-        output_names=[output],
-        dynamic_shapes=shapes,
+        input_names=graph_inputs(module.first_input, config.n_layers),
+        output_names=[module.output],
+        dynamic_shapes={module.first_input: first, "keys": layers, "values": layers},
         verbose=False,
     )
 

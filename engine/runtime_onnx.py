@@ -1,7 +1,8 @@
 """The ONNX Runtime runtime: the serving path, with no torch anywhere.
 
 A model folder holds two graphs written by `diffill export`: `encode.onnx` (context ids and
-past K/V -> K/V) and `denoise.onnx` (canvas ids and K/V -> logits). Their weights are not in
+past K/V -> the new tokens' K/V) and `denoise.onnx` (canvas ids and K/V -> logits), both
+taking the cache per layer (engine/inference.py). Their weights are not in
 the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
 the folder stores the weights once. A fingerprint of the shard headers, written beside the
 graphs at export (graphs.json), catches graphs left stale by new weights before ONNX Runtime
@@ -23,14 +24,13 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
-ENCODE_INPUTS = ["ids", "past"]
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
 
-def denoise_inputs(layers: int) -> list[str]:
-    """The denoise graph's inputs: the canvas, then each layer's keys, then its values, so the
-    runtime feeds views of the cache instead of the graph slicing (copying) it every step."""
-    return ["canvas", *(f"key{i}" for i in range(layers)), *(f"value{i}" for i in range(layers))]
+def graph_inputs(first: str, layers: int) -> list[str]:
+    """A graph's inputs: ids or canvas, then each layer's keys, then its values, so the runtime
+    feeds views of the cache instead of the graph slicing (copying) it on every call."""
+    return [first, *(f"key{i}" for i in range(layers)), *(f"value{i}" for i in range(layers))]
 
 
 def graphs_exist(folder: Path) -> bool:
@@ -93,18 +93,24 @@ class OnnxRuntime:
         self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads)
         self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads)
         self.providers = self._denoise.get_providers()
-        self._denoise_inputs = denoise_inputs(self.config.n_layers)
+        self._encode_inputs = graph_inputs("ids", self.config.n_layers)
+        self._denoise_inputs = graph_inputs("canvas", self.config.n_layers)
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
-        feeds = {"ids": ids.astype(np.int64, copy=False), "past": np.ascontiguousarray(past)}
-        return self._encode.run(None, feeds)[0]
+        past = np.ascontiguousarray(past)
+        new = self._encode.run(None, self._feeds(self._encode_inputs, ids, past))[0]
+        return np.concatenate((past, new), axis=4)  # (L, 2, 1, H, P+T, D)
 
     def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
-        kv = np.ascontiguousarray(kv)  # then every kv[i, j] below is a contiguous view
+        kv = np.ascontiguousarray(kv)
+        return self._denoise.run(None, self._feeds(self._denoise_inputs, canvas, kv))[0]
+
+    @staticmethod
+    def _feeds(names: list[str], first: np.ndarray, kv: np.ndarray) -> dict[str, np.ndarray]:
+        """Inputs for a graph: kv is C-contiguous, so each kv[i, j] is a view, not a copy."""
         caches = [kv[i, j] for j in (0, 1) for i in range(kv.shape[0])]  # keys, then values
-        arrays = [canvas.astype(np.int64, copy=False), *caches]
-        feeds = dict(zip(self._denoise_inputs, arrays, strict=True))
-        return self._denoise.run(None, feeds)[0]
+        arrays = [first.astype(np.int64, copy=False), *caches]
+        return dict(zip(names, arrays, strict=True))
 
 
 def check_graphs_current(folder: Path) -> None:

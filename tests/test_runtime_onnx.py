@@ -38,17 +38,20 @@ def test_onnx_matches_torch_for_context_steps_and_canvas_batches(folder) -> None
     assert not np.allclose(logits[0], logits[1])  # rows really are different canvases
 
 
-def test_shared_cache_denoise_matches_the_reference_model(folder) -> None:
+def test_copy_free_passes_match_the_reference_model(folder) -> None:
+    """engine/inference.py (what the graphs are traced from) equals engine/model.py."""
     import torch
 
     runtime = TorchRuntime.from_folder(folder)
     model, c = runtime.model, runtime.config
-    ids = torch.randint(5, c.vocab_size, (1, 23))
+    first, then = torch.randint(5, c.vocab_size, (1, 23)), torch.randint(5, c.vocab_size, (1, 4))
     canvas = torch.randint(3, c.vocab_size, (4, c.canvas_size))
     with torch.no_grad():
-        kv = model.encode_context(ids, model.empty_cache())
+        kv = model.encode_context(then, model.encode_context(first, model.empty_cache()))
         reference = model.denoise(canvas, kv.expand(-1, -1, 4, -1, -1, -1))
-    logits = runtime.denoise(canvas.numpy(), kv.numpy())
+    ours = runtime.encode(then.numpy(), runtime.encode(first.numpy(), model.empty_cache().numpy()))
+    np.testing.assert_allclose(ours, kv.numpy(), atol=1e-5)
+    logits = runtime.denoise(canvas.numpy(), ours)
     np.testing.assert_allclose(logits, reference.numpy(), atol=1e-5)
 
 
