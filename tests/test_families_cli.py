@@ -24,10 +24,8 @@ def diffill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 
 def test_complete_command_runs_a_dreamon_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "dreamon"
-    write_folder(folder, DREAM, special=DREAMON_SPECIAL)
-    rows = chain_rows(folder, {EXPAND: logit_for(0.8), ids_of("z")[0]: logit_for(0.3)})
-    hand_built(folder, DREAM, rows, special=DREAMON_SPECIAL)
+    rows = chain_rows({EXPAND: logit_for(0.8), ids_of("z")[0]: logit_for(0.3)})
+    folder = hand_built(tmp_path / "dreamon", DREAM, rows, special=DREAMON_SPECIAL)
     done = diffill(
         "complete",
         "-",

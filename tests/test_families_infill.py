@@ -56,31 +56,24 @@ def hand_built(folder: Path, family: str, rows: dict[int, dict[int, float]], **k
     return folder
 
 
-def byte_id(folder: Path, text: str) -> int:
-    from tokenizers import Tokenizer
+def ids_of(text: str) -> list[int]:
+    """Token ids in every synthetic folder's byte-level tokenizer."""
+    from engine.families.synthetic import byte_tokenizer
 
-    return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(text).ids[0]
+    return byte_tokenizer(TINY["vocab"], DREAMON_SPECIAL).encode(text).ids
 
 
-def chain_rows(folder: Path, mask_row: dict[int, float]) -> dict[int, dict[int, float]]:
+def chain_rows(mask_row: dict[int, float]) -> dict[int, dict[int, float]]:
     """'=' -> a (p 0.5), a -> b, b -> c, c -> EOS (p 0.99), mask -> mask_row."""
-    a, b, c, eq = (byte_id(folder, ch) for ch in "abc=")
+    a, b, c, eq = (ids_of(ch)[0] for ch in "abc=")
     sure = logit_for(0.99)
     return {eq: {a: logit_for(0.5)}, MASK: mask_row, a: {b: sure}, b: {c: sure}, c: {EOS: sure}}
 
 
 def build_chain(tmp_path: Path, family: str, mask_row: dict[int, float], **kw) -> Infiller:
-    folder = tmp_path / family
-    write_folder(folder, family, **kw)  # to read the tokenizer's byte ids
-    rows = chain_rows(folder, mask_row)
-    loaded = load_family(hand_built(folder, family, rows, **kw), "cpu")
+    folder = hand_built(tmp_path / family, family, chain_rows(mask_row), **kw)
+    loaded = load_family(folder, "cpu")
     return Infiller(loaded.model, loaded.spec, loaded.device)
-
-
-def ids_of(text: str) -> list[int]:
-    from engine.families.synthetic import byte_tokenizer
-
-    return byte_tokenizer(TINY["vocab"], DREAMON_SPECIAL).encode(text).ids
 
 
 def test_shifted_dream_reads_the_previous_position(tmp_path: Path) -> None:
@@ -155,10 +148,9 @@ def test_dreamon_expands_then_deletes(tmp_path: Path) -> None:
 
 def test_dreamon_completer_deletes_unneeded_positions(tmp_path: Path) -> None:
     z = ids_of("z")[0]
-    folder = tmp_path / "dreamon"
-    write_folder(folder, DREAM, special=DREAMON_SPECIAL)
-    rows = chain_rows(folder, {EXPAND: logit_for(0.8), z: logit_for(0.3)})
-    completer = open_completer(hand_built(folder, DREAM, rows, special=DREAMON_SPECIAL), "cpu")
+    rows = chain_rows({EXPAND: logit_for(0.8), z: logit_for(0.3)})
+    folder = hand_built(tmp_path / "dreamon", DREAM, rows, special=DREAMON_SPECIAL)
+    completer = open_completer(folder, "cpu")
     result = completer.complete(CompletionRequest("x=", "\n", max_tokens=4, threshold=1.0))
     assert result.text == "abc"
     assert result.candidates[0].tokens == 3

@@ -10,7 +10,6 @@ from pytest_lsp import LanguageClient
 from test_families_infill import chain_rows, hand_built, ids_of, logit_for
 
 from engine.families.spec import DREAM
-from engine.families.synthetic import write_folder
 
 
 @lsp_fixture()
@@ -21,8 +20,7 @@ async def client(lsp_client: LanguageClient):
 
 def dream_chain(folder: Path) -> Path:
     """A Dream-format folder whose model fills `x=` with `abc` (see test_families_infill)."""
-    write_folder(folder, DREAM)
-    return hand_built(folder, DREAM, chain_rows(folder, {ids_of("z")[0]: logit_for(0.3)}))
+    return hand_built(folder, DREAM, chain_rows({ids_of("z")[0]: logit_for(0.3)}))
 
 
 async def test_inline_completion_from_a_dream_folder(client, tmp_path: Path):
