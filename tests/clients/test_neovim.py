@@ -166,6 +166,7 @@ def test_dismiss_hides_and_tab_falls_back_to_indent(editor):
 
 
 NS = "require('diffill.ghost').ns"
+BUF = "vim.api.nvim_get_current_buf()"
 
 
 def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
@@ -179,6 +180,26 @@ def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
     assert inserted.strip().isidentifier() or not any(c.isalnum() for c in inserted)
     if len(inserted) < len(ghost):
         assert editor.ghost() == ghost[len(inserted) :]
+
+
+def test_typing_the_suggestion_shrinks_it_without_a_new_request(editor):
+    editor.type_at_end(TYPED)
+    ghost = editor.ghost()
+    if ghost[0] == "\n":
+        pytest.skip("the suggestion starts with a line break")
+    editor.nvim.input(ghost[0])
+    assert editor.wait_for(f"({GHOST_TEXT}) == {lua_str(ghost[1:])}", "the shorter ghost text")
+    assert editor.lua(f"return require('diffill.ghost').busy({BUF})") is False
+
+
+def test_leaving_insert_mode_cancels_the_pending_request(editor):
+    editor.lua("require('diffill').config.debounce_ms = 600000")  # the request stays pending
+    editor.type_at_end(TYPED)
+    assert editor.lua(f"return require('diffill.ghost').busy({BUF})") is True
+    editor.nvim.input("<Esc>")
+    editor.wait_for("vim.api.nvim_get_mode().mode == 'n'", "Normal mode")
+    assert editor.lua(f"return require('diffill.ghost').busy({BUF})") is False
+    assert editor.lua(f"return #vim.api.nvim_buf_get_extmarks(0, {NS}, 0, -1, {{}})") == 0
 
 
 def test_omnifunc_completion_fallback(editor):

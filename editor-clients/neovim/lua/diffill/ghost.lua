@@ -30,6 +30,12 @@ function M.current(bufnr)
   return st and st.shown
 end
 
+--- Whether a request is waiting for its debounce or for the server.
+function M.busy(bufnr)
+  local st = buffers[bufnr]
+  return st ~= nil and (st.timer ~= nil or st.pending ~= nil)
+end
+
 --- Stop the debounce timer and cancel the request in flight, if any.
 function M.cancel(bufnr)
   local st = buf_state(bufnr)
