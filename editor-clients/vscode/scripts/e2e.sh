@@ -65,7 +65,7 @@ build_vsix() {
 	# vsce 4 needs Node >= 22: build with the Node 24 installed above.
 	(cd "$HERE" && export PATH=$NODE_HOME/bin:$PATH && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --silent; } &&
 		npm run --silent compile &&
-		npx --yes "$VSCE" package --allow-missing-repository --skip-license \
+		npx --yes "$VSCE" package --allow-missing-repository --skip-license --no-rewrite-relative-links \
 			--out "$CACHE/diffill.vsix" >/dev/null)
 }
 

@@ -7,7 +7,7 @@ import type { LanguageClient } from "vscode-languageclient/node";
 export interface Status {
   state: "loading" | "ready" | "failed";
   error?: string | null;
-  model?: { name?: string } | string;
+  model?: { name?: string; model?: string; runtime?: string } | string;
   mode?: string;
   enabled?: boolean;
   latencyMs?: { last?: number[]; p50?: number | null; p95?: number | null };
@@ -21,7 +21,7 @@ export function lastLatency(status: Status): number | undefined {
 
 /** One line for people: state, model, mode, latencies and accepted count. */
 export function describe(status: Status): string {
-  const model = typeof status.model === "object" ? status.model?.name : status.model;
+  const model = typeof status.model === "object" ? (status.model?.name ?? status.model?.model) : status.model;
   const ms = (value: number | null | undefined) => (value == null ? "-" : `${value.toFixed(1)} ms`);
   const parts = [
     `diffill: ${status.state}`,

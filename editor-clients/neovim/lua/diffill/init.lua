@@ -70,7 +70,7 @@ function M.toggle()
 end
 
 function H.format_status(s)
-  local model = type(s.model) == "table" and (s.model.name or vim.inspect(s.model)) or s.model
+  local model = type(s.model) == "table" and (s.model.name or s.model.model) or s.model
   local latency = s.latencyMs or {}
   local last = latency.last and latency.last[#latency.last]
   local parts = {
