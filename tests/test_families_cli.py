@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_families_infill import EXPAND, chain_rows, hand_built, ids_of, logit_for
 
@@ -131,3 +132,34 @@ def test_reading_a_family_folder_needs_no_torch(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def sparse_dream_7b(folder: Path) -> Path:
+    """A Dream-7B-shaped folder whose bf16 shard is a sparse file: real headers, no data."""
+    from engine.families.synthetic import DREAM_7B, config_json, tensor_shapes
+
+    folder.mkdir()
+    config = config_json(DREAM, DREAM_7B, {"eos": 151643, "mask": 151666})
+    (folder / "config.json").write_text(json.dumps(config))
+    header, offset = {}, 0
+    for name, shape in sorted(tensor_shapes(DREAM, DREAM_7B).items()):
+        size = 2 * int(np.prod(shape))
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    encoded = json.dumps(header).encode()
+    with open(folder / "model.safetensors", "wb") as shard:
+        shard.write(len(encoded).to_bytes(8, "little") + encoded)
+        shard.truncate(8 + len(encoded) + offset)
+    return folder
+
+
+def test_doctor_sizes_a_dream_7b_checkpoint(tmp_path: Path) -> None:
+    done = diffill("doctor", "--model", str(sparse_dream_7b(tmp_path / "dream-7b")))
+    section = done.stdout.split("--model:")[1]
+    assert "kind           Dream\n" in section
+    assert "parameters     7,615.6M" in section  # Qwen2.5-7B's 7.6B
+    assert "stored dtype   BF16 (14.2 GiB)" in section

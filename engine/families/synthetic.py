@@ -123,7 +123,9 @@ def _llada_config(shape: dict[str, Any], special: dict[str, int]) -> dict[str, A
 def random_weights(family: str, shape: dict[str, Any], seed: int = 0) -> dict[str, np.ndarray]:
     """Float32 weights under the family's published tensor names (std 0.02, norms near 1)."""
     rng = np.random.default_rng(seed)
-    weights = {name: _random(rng, dims, name) for name, dims in _hf_shapes(family, shape).items()}
+    weights = {
+        name: _random(rng, dims, name) for name, dims in tensor_shapes(family, shape).items()
+    }
     return {llada_name(k): v for k, v in weights.items()} if family == LLADA else weights
 
 
@@ -133,7 +135,8 @@ def _random(rng: np.random.Generator, dims: tuple[int, ...], name: str) -> np.nd
     return (0.02 * rng.standard_normal(dims)).astype(np.float32)
 
 
-def _hf_shapes(family: str, shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+def tensor_shapes(family: str, shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape under Hugging Face names (LLaDA files rename them, llada_name)."""
     e, f, v = shape["hidden"], shape["intermediate"], shape["vocab"]
     kv = shape["kv_heads"] * e // shape["heads"]
     shapes: dict[str, tuple[int, ...]] = {
