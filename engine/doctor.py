@@ -37,6 +37,7 @@ class Report:
     stored: str
     runtime_bytes: int
     runs_on: str
+    on_gpu_bytes: int | None = None  # families without a GPU here: what bf16 on CUDA would take
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +91,15 @@ def family_report(folder: Path, machine: Machine) -> Report:
     spec, tensors = parse_spec(folder), stored_tensors(folder)
     parameters = sum(math.prod(shape) for _, shape in tensors.values())
     on_gpu = machine.cuda_name is not None
-    width = 2 if on_gpu else 4  # bf16 on CUDA, float32 on CPU
-    kv = spec.layers * 2 * spec.kv_heads * spec.head_dim * CONTEXT_FOR_ESTIMATE * width
+    kv_values = spec.layers * 2 * spec.kv_heads * spec.head_dim * CONTEXT_FOR_ESTIMATE
+    bf16, float32 = parameters * 2 + kv_values * 2, parameters * 4 + kv_values * 4
     runs_on = f"torch on CUDA ({machine.cuda_name}), bf16" if on_gpu else "torch on CPU, float32"
     if machine.torch_version is None:
         runs_on = "nothing: open-weight families need torch (pip install diffill[train])"
-    return Report(spec.name, parameters, _dtypes(tensors), parameters * width + kv, runs_on)
+    needed = bf16 if on_gpu else float32
+    return Report(
+        spec.name, parameters, _dtypes(tensors), needed, runs_on, None if on_gpu else bf16
+    )
 
 
 def embedded_report(folder: Path, machine: Machine) -> Report:
@@ -170,12 +174,10 @@ def describe_model(title: str, folder: Path, machine: Machine) -> tuple[list[str
         found = report(folder, machine)
     except DiffillError as exc:
         return [*lines, f"  problem        {exc}"], False
-    budget = (
-        machine.cuda_bytes
-        if "CUDA" in found.runs_on and "torch" in found.runs_on
-        else machine.ram_bytes
-    )
+    budget = machine.cuda_bytes if found.runs_on.startswith("torch on CUDA") else machine.ram_bytes
     fits = "" if found.runtime_bytes <= budget else "  (more than this machine has)"
+    gpu = [] if found.on_gpu_bytes is None else [f"  with a GPU     torch on CUDA, bf16, "
+                                                  f"about {size(found.on_gpu_bytes)}"]  # fmt: skip
     return [
         *lines,
         f"  kind           {found.kind}",
@@ -184,6 +186,7 @@ def describe_model(title: str, folder: Path, machine: Machine) -> tuple[list[str
         f"  memory needed  {size(found.runtime_bytes)} (weights + K/V for "
         f"{CONTEXT_FOR_ESTIMATE} tokens){fits}",
         f"  would run on   {found.runs_on}",
+        *gpu,
     ], True
 
 

@@ -163,3 +163,4 @@ def test_doctor_sizes_a_dream_7b_checkpoint(tmp_path: Path) -> None:
     assert "kind           Dream\n" in section
     assert "parameters     7,615.6M" in section  # Qwen2.5-7B's 7.6B
     assert "stored dtype   BF16 (14.2 GiB)" in section
+    assert "14.3 GiB" in section  # bf16 weights + K/V: on this GPU, or what a GPU would need
