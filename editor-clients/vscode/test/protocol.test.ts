@@ -47,7 +47,7 @@ async function ready(connection: ProtocolConnection): Promise<Status> {
   }
 }
 
-void test("initialize, open, inline completion, completion, accept, shutdown", async () => {
+function startServer(): { connection: ProtocolConnection; exited: Promise<number | null> } {
   const command = process.env.DIFFILL_SERVER ?? "diffill";
   const server = spawn(command, ["lsp"], { stdio: ["pipe", "pipe", "inherit"] });
   const exited = new Promise<number | null>((resolve) => server.on("exit", resolve));
@@ -56,7 +56,10 @@ void test("initialize, open, inline completion, completion, accept, shutdown", a
     new StreamMessageWriter(server.stdin),
   );
   connection.listen();
+  return { connection, exited };
+}
 
+async function initialize(connection: ProtocolConnection): Promise<void> {
   const init = await connection.sendRequest(InitializeRequest.type, {
     processId: process.pid,
     rootUri: null,
@@ -67,23 +70,31 @@ void test("initialize, open, inline completion, completion, accept, shutdown", a
   assert.ok(init.capabilities.completionProvider, "completionProvider advertised");
   await connection.sendNotification(InitializedNotification.type, {});
   assert.equal((await ready(connection)).state, "ready");
-
   await connection.sendNotification(DidOpenTextDocumentNotification.type, {
     textDocument: { uri: URI, languageId: "python", version: 1, text: TEXT },
   });
-  const position = { textDocument: { uri: URI }, position: END };
-  const automatic = itemsOf(await connection.sendRequest(InlineCompletionRequest.type, {
-    ...position, context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+}
+
+async function inline(
+  connection: ProtocolConnection,
+  triggerKind: InlineCompletionTriggerKind,
+): Promise<InlineCompletionItem[]> {
+  return itemsOf(await connection.sendRequest(InlineCompletionRequest.type, {
+    textDocument: { uri: URI }, position: END, context: { triggerKind },
   }));
+}
+
+void test("initialize, open, inline completion, completion, accept, shutdown", async () => {
+  const { connection, exited } = startServer();
+  await initialize(connection);
+
+  const automatic = await inline(connection, InlineCompletionTriggerKind.Automatic);
   assert.equal(automatic.length, 1, "Automatic trigger: one item");
   const [item] = automatic;
   assert.equal(typeof item.insertText, "string");
   assert.match(item.insertText as string, /\S/);
   assert.equal(item.command?.command, "diffill.accepted");
-
-  const invoked = itemsOf(await connection.sendRequest(InlineCompletionRequest.type, {
-    ...position, context: { triggerKind: InlineCompletionTriggerKind.Invoked },
-  }));
+  const invoked = await inline(connection, InlineCompletionTriggerKind.Invoked);
   assert.ok(invoked.length >= 1 && invoked.length <= ALTERNATIVES, `Invoked: ${invoked.length} items`);
 
   const before = (await status(connection)).accepted ?? 0;
@@ -92,7 +103,9 @@ void test("initialize, open, inline completion, completion, accept, shutdown", a
   });
   assert.equal((await status(connection)).accepted, before + 1, "diffill.accepted counted");
 
-  const completion = await connection.sendRequest(CompletionRequest.type, position);
+  const completion = await connection.sendRequest(CompletionRequest.type, {
+    textDocument: { uri: URI }, position: END,
+  });
   const completions = completion === null ? [] : Array.isArray(completion) ? completion : completion.items;
   assert.ok(completions.length >= 1, "textDocument/completion fallback answers");
 
