@@ -222,7 +222,7 @@ class Infiller:
         beyond lengths[1], and expand at most 2 * lengths[1] times (DreamOn's default budget,
         which stops expand/delete from cycling). Returns the gap once no mask is left."""
         gap, out = [self.spec.mask_id] * lengths[0], Decoded(ids=[])
-        for _ in range(4 * lengths[1] + 8):  # DreamOn's bound: 2 * max_len + 2 * budget
+        for _ in range(6 * lengths[1] + lengths[0]):  # DreamOn: 2 * max_len + 2 * budget
             masked = [i for i, t in enumerate(gap) if t == self.spec.mask_id]
             if not masked:
                 break
