@@ -29,7 +29,7 @@ from engine.sampler import Runtime, SamplerSettings, generate
 from engine.tokens import MIDDLE_ID, PREFIX_ID, SUFFIX_ID
 
 MAX_CANDIDATES = 64  # the denoise graph's largest batch
-CHARS_PER_TOKEN_BOUND = 16  # no token is longer, so this many chars per token is never short
+CHARS_PER_TOKEN_BOUND = 16  # code averages ~3.4 chars a token: a window this wide never runs short
 SUFFIX_SHARE = 4  # the suffix keeps at least 1/SUFFIX_SHARE of the budget when both are long
 
 
@@ -47,8 +47,7 @@ class EmbeddedCompleter:
         self._lock = threading.Lock()
         self._ids: list[int] = []
         shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
-        self._empty = np.zeros(shape, dtype=np.float32)  # (L, 2, 1, H, 0, D)
-        self._kv = self._empty
+        self._kv = np.zeros(shape, dtype=np.float32)  # (L, 2, 1, H, P, D), P = len(self._ids)
 
     def complete(
         self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
