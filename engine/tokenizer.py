@@ -106,6 +106,20 @@ def sample_texts(manifest: dict, max_bytes: int) -> Iterator[str]:
         yield text
 
 
+def count_tokens(tokenizer: Tokenizer, manifest: dict, batch: int = 256) -> dict[str, int]:
+    """Tokens per split of the corpus, for model cards and training budgets."""
+    from engine.corpus import iter_texts
+
+    counts = {}
+    for split in ("train", "heldout"):
+        texts = [text for _, text in iter_texts(manifest, split)]
+        encoded = (
+            tokenizer.encode_batch(texts[i : i + batch]) for i in range(0, len(texts), batch)
+        )
+        counts[split] = sum(len(e.ids) for chunk in encoded for e in chunk)
+    return counts
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus.json"))
     parser.add_argument("--out", type=Path, default=Path("data/tokenizer.json"))
@@ -113,23 +127,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-mb", type=float, default=40.0, help="train on a sample of this many MB of text"
     )
+    parser.add_argument(
+        "--count-only", action="store_true", help="count corpus tokens with --out; no training"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.corpus import load_manifest
 
     manifest = load_manifest(args.corpus)
+    if args.count_only:
+        tokenizer = load_tokenizer(args.out)
+        print(json.dumps({"tokenizer": str(args.out), "tokens": count_tokens(tokenizer, manifest)}))
+        return 0
     tokenizer = train_tokenizer(sample_texts(manifest, int(args.max_mb * 1e6)), args.vocab_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(args.out))
     indent = len(tokenizer.encode("\n" + " " * 16).ids)
-    print(
-        json.dumps(
-            {
-                "tokenizer": str(args.out),
-                "vocab_size": tokenizer.get_vocab_size(),
-                "newline_16_spaces_tokens": indent,
-            }
-        )
-    )
+    summary = {"tokenizer": str(args.out), "vocab_size": tokenizer.get_vocab_size()}
+    print(json.dumps({**summary, "newline_16_spaces_tokens": indent}))
     return 0

@@ -80,3 +80,15 @@ def test_specials_in_the_wrong_place_are_rejected(tmp_path: Path) -> None:
     swapped.write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="special token <fim_suffix> has id 1, expected 0"):
         load_tokenizer(swapped)
+
+
+def test_count_only_reports_tokens_per_split(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = trained.parent / "corpus.json"
+    argv = ["tokenizer", "--corpus", str(manifest), "--out", str(trained), "--count-only"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    counts = json.loads(capsys.readouterr().out)["tokens"]
+    tokenizer = load_tokenizer(trained)
+    files = json.loads(manifest.read_text())["files"]
+    expected = sum(len(tokenizer.encode(Path(f["path"]).read_text()).ids) for f in files)
+    assert counts["train"] + counts["heldout"] == expected > 0
