@@ -135,7 +135,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "gpu": {  # one H200 for about 8 minutes: several hundred million tokens
         "seq_len": 512,
-        "batch_size": 256,
+        "batch_size": 128,  # 65k tokens a step: thousands of steps in the budget
         "max_minutes": 8.0,
         "lr": 3e-3,
         "warmup_steps": 200,

@@ -84,6 +84,7 @@ def batches(
         num_workers=settings.workers,
         collate_fn=_collate,
         persistent_workers=settings.workers > 0,
+        pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if settings.workers > 0 else None,
     )
 
