@@ -121,13 +121,11 @@ local function take(text, part)
   return text
 end
 
-local function insert_at(bufnr, row, col, end_pos, text)
+-- Insert `text` at (row, col), replacing the `replace` bytes after it (closing brackets the
+-- item's range covers).
+local function insert_at(bufnr, row, col, replace, text)
   local lines = vim.split(text, "\n", { plain = true })
-  local end_row, end_col = row, col
-  if end_pos then
-    end_row, end_col = end_pos[1], end_pos[2]
-  end
-  api.nvim_buf_set_text(bufnr, row, col, end_row, end_col, lines)
+  api.nvim_buf_set_text(bufnr, row, col, row, col + replace, lines)
   local new_row = row + #lines - 1
   local new_col = (#lines == 1 and col or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { new_row + 1, new_col })
@@ -143,7 +141,7 @@ function M.accept(bufnr, part)
   local piece = take(shown.text, part)
   local whole = piece == shown.text
   M.hide(bufnr)
-  local row, col = insert_at(bufnr, shown.row, shown.col, whole and shown.end_pos or nil, piece)
+  local row, col = insert_at(bufnr, shown.row, shown.col, whole and shown.replace or 0, piece)
   if whole then
     if shown.command then
       shown.client:exec_cmd(shown.command, { bufnr = bufnr })
@@ -158,12 +156,15 @@ end
 
 -- An LSP item as text to insert at the cursor: the part of its range before the cursor must
 -- already be typed (it is cut off), and the part after the cursor is replaced on accept.
+-- (vim.lsp.util._get_line_byte_from_position is the conversion 0.10-0.12 use themselves; the
+-- public str_byteindex changed its signature in 0.11.)
 local function to_shown(bufnr, client, item, row, col)
   local text = type(item.insertText) == "table" and item.insertText.value or item.insertText
   if type(text) ~= "string" then
     return nil
   end
   local shown = { text = text, row = row, col = col, client = client, command = item.command }
+  shown.replace = 0
   if item.range then
     local enc = client.offset_encoding
     local s = item.range.start
@@ -175,7 +176,9 @@ local function to_shown(bufnr, client, item, row, col)
       return nil
     end
     shown.text = text:sub(#typed + 1)
-    shown.end_pos = { e.line, vim.lsp.util._get_line_byte_from_position(bufnr, e, enc) }
+    if e.line == row then
+      shown.replace = math.max(0, vim.lsp.util._get_line_byte_from_position(bufnr, e, enc) - col)
+    end
   end
   return shown.text:match("%S") and shown or nil
 end
@@ -263,7 +266,7 @@ function M.cycle(bufnr, step)
     if item.text:sub(1, #shown.consumed) == shown.consumed and #item.text > #shown.consumed then
       M.render(bufnr, vim.tbl_extend("force", shown, {
         text = item.text:sub(#shown.consumed + 1), index = index,
-        command = item.command, end_pos = item.end_pos,
+        command = item.command, replace = item.replace,
       }))
       return
     end
