@@ -182,6 +182,26 @@ def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
         assert editor.ghost() == ghost[len(inserted) :]
 
 
+def test_accept_line_inserts_the_first_line(editor):
+    editor.type_at_end(TYPED)
+    ghost = editor.ghost()
+    before = editor.lines()
+    editor.nvim.input("<M-C-Right>")
+    editor.wait_for(f"vim.api.nvim_get_current_line() ~= {lua_str(before[-1])}", "the line")
+    first = ghost.split("\n")[0] or "\n" + ghost.split("\n")[1]
+    assert "\n".join(editor.lines()) == "\n".join(before) + first
+
+
+def test_next_key_asks_for_alternatives(editor):
+    editor.type_at_end(TYPED)
+    editor.ghost()
+    editor.nvim.input("<M-]>")
+    shown = f"require('diffill.ghost').current({BUF})"
+    count = editor.wait_for(f"{shown} and {shown}.invoked and #{shown}.items", "the alternatives")
+    assert 1 <= count <= 3  # the server's default `alternatives`
+    assert editor.ghost().strip()
+
+
 def test_typing_the_suggestion_shrinks_it_without_a_new_request(editor):
     editor.type_at_end(TYPED)
     ghost = editor.ghost()
