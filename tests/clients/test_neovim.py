@@ -137,19 +137,29 @@ def test_plugin_starts_the_server_with_the_completion_fallback(editor):
     assert editor.lua("return vim.bo.omnifunc") == "v:lua.vim.lsp.omnifunc"
 
 
-def test_tab_accepts_exactly_the_ghost_text(editor):
+def accept_with(editor: Editor, key: str, check=None) -> tuple[str, str]:
+    """Type, wait for the ghost text, `check(ghost)`, press `key`: the ghost and what got in."""
     editor.type_at_end(TYPED)
     ghost = editor.ghost()
-    assert ghost.strip(), "ghost text must not be blank"
-    assert any(item.endswith(ghost) for item in server_items(editor))
+    if check:
+        check(ghost)
     before = editor.lines()
-    editor.nvim.input("<Tab>")
+    editor.nvim.input(key)
     editor.wait_for(
         f"#vim.api.nvim_buf_get_lines(0, 0, -1, false) ~= {len(before)}"
         f" or vim.api.nvim_buf_get_lines(0, -2, -1, false)[1] ~= {lua_str(before[-1])}",
-        "the accepted text",
+        f"the text {key} inserts",
     )
-    assert "\n".join(editor.lines()) == "\n".join(before) + ghost
+    return ghost, "\n".join(editor.lines())[len("\n".join(before)) :]
+
+
+def test_tab_accepts_exactly_the_ghost_text(editor):
+    def drawn_from_the_server(ghost: str) -> None:
+        assert ghost.strip(), "ghost text must not be blank"
+        assert any(item.endswith(ghost) for item in server_items(editor))
+
+    ghost, inserted = accept_with(editor, "<Tab>", drawn_from_the_server)
+    assert inserted == ghost
 
 
 def test_dismiss_hides_and_tab_falls_back_to_indent(editor):
@@ -170,12 +180,7 @@ BUF = "vim.api.nvim_get_current_buf()"
 
 
 def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
-    editor.type_at_end(TYPED)
-    ghost = editor.ghost()
-    before = editor.lines()
-    editor.nvim.input("<M-Right>")
-    editor.wait_for(f"vim.api.nvim_get_current_line() ~= {lua_str(before[-1])}", "the word")
-    inserted = editor.lines()[-1][len(before[-1]) :]
+    ghost, inserted = accept_with(editor, "<M-Right>")
     assert inserted and ghost.startswith(inserted)
     assert inserted.strip().isidentifier() or not any(c.isalnum() for c in inserted)
     if len(inserted) < len(ghost):
@@ -183,13 +188,9 @@ def test_accept_word_inserts_one_word_and_keeps_the_rest(editor):
 
 
 def test_accept_line_inserts_the_first_line(editor):
-    editor.type_at_end(TYPED)
-    ghost = editor.ghost()
-    before = editor.lines()
-    editor.nvim.input("<M-C-Right>")
-    editor.wait_for(f"vim.api.nvim_get_current_line() ~= {lua_str(before[-1])}", "the line")
+    ghost, inserted = accept_with(editor, "<M-C-Right>")
     first = ghost.split("\n")[0] or "\n" + ghost.split("\n")[1]
-    assert "\n".join(editor.lines()) == "\n".join(before) + first
+    assert inserted == first
 
 
 def test_next_key_asks_for_alternatives(editor):
