@@ -9,16 +9,15 @@ text, and a completion computed from the wrong text would be garbage.
 from __future__ import annotations
 
 from lsprotocol import types
-from pygls.workspace import TextDocument, Workspace
+from pygls.workspace import TextDocument
 
 from engine.errors import InputError
 
 
-def open_document(workspace: Workspace, uri: str, max_bytes: int) -> TextDocument:
-    """The open document at `uri`, refused when unknown, too big or binary."""
-    if uri not in workspace.text_documents:
+def checked_document(document: TextDocument | None, uri: str, max_bytes: int) -> TextDocument:
+    """`document` (the one open at `uri`), refused when missing, too big or binary."""
+    if document is None:
         raise InputError(f"document not open: {uri}")
-    document = workspace.get_text_document(uri)
     size = len(document.source)  # characters: a cheap lower bound of the UTF-8 size
     if size > max_bytes:
         raise InputError(
@@ -48,7 +47,7 @@ def cursor_offset(document: TextDocument, position: types.Position) -> int:
     if position.character > width:
         raise InputError(
             f"position character {position.character} is past the end of line {position.line} "
-            f"({width} {document.position_codec.encoding} units)"
+            f"({width} {_name(document.position_codec.encoding)} units)"
         )
     before = sum(len(line) for line in lines[: position.line])
     server = document.position_codec.position_from_client_units([text], _on_first_line(position))
@@ -57,3 +56,7 @@ def cursor_offset(document: TextDocument, position: types.Position) -> int:
 
 def _on_first_line(position: types.Position) -> types.Position:
     return types.Position(line=0, character=position.character)
+
+
+def _name(encoding: object) -> str:
+    return str(getattr(encoding, "value", encoding))

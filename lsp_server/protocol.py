@@ -1,19 +1,31 @@
-"""pygls's protocol with one fix: a request whose params do not fit the method's type gets
-an InvalidParams (-32602) error naming the bad fields.
+"""pygls's protocol with two fixes for a completion server.
 
-Stock pygls raises while decoding such a message, before it knows the request id, and the
-client never hears back. Here the decoding failure is kept as a marker message and answered.
+- A request whose params do not fit the method's type gets an InvalidParams (-32602) error
+  naming the bad fields. Stock pygls raises while decoding such a message, before it knows
+  the request id, and the client never hears back.
+- Completion requests see the document as it was when the request arrived. An async handler
+  starts only after the reader has handled the messages already buffered behind it, so it
+  could otherwise read a newer text than the client's position refers to. Arrival snapshots
+  cost nothing: the text is an immutable string.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
+from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
+from pygls.workspace import TextDocument
+
+SNAPSHOT_METHODS = frozenset(
+    {types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION}
+)
+MAX_SNAPSHOTS = 64  # requests cancelled before their handler ran leave theirs until evicted
 
 
 @dataclass(frozen=True)
@@ -26,11 +38,34 @@ class UndecodableRequest:
 def _problem(exc: BaseException) -> str:
     cause = exc.__cause__
     if isinstance(cause, ClassValidationError):
-        return "; ".join(transform_error(cause, path="params"))[:500]
+        return "; ".join(transform_error(cause, path="request"))[:500]
     return str(cause or exc)[:500]
 
 
 class DiffillProtocol(LanguageServerProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._snapshots: OrderedDict[Any, TextDocument] = OrderedDict()
+
+    def take_snapshot(self, msg_id: Any) -> TextDocument | None:
+        """The document of request `msg_id` as it was when the request arrived."""
+        return self._snapshots.pop(msg_id, None)
+
+    def _snapshot(self, message: Any) -> None:
+        uri = message.params.text_document.uri
+        document = self._workspace.text_documents.get(uri) if self._workspace else None
+        if document is None:
+            return
+        self._snapshots[message.id] = TextDocument(
+            uri,
+            document.source,
+            document.version,
+            document.language_id,
+            position_codec=document.position_codec,
+        )
+        while len(self._snapshots) > MAX_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+
     def structure_message(self, data: dict[str, Any]):
         try:
             return super().structure_message(data)
@@ -44,4 +79,6 @@ class DiffillProtocol(LanguageServerProtocol):
             error = JsonRpcInvalidParams(f"invalid params for {message.method}: {message.problem}")
             self._send_response(message.id, None, error.to_response_error())
             return
+        if getattr(message, "method", None) in SNAPSHOT_METHODS and hasattr(message, "id"):
+            self._snapshot(message)
         super().handle_message(message)

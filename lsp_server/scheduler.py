@@ -26,6 +26,7 @@ class ModelWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffill-model")
         self._latest: dict[str, threading.Event] = {}
         self.in_flight = 0
+        self.stopped = 0  # engine runs that ended early on their cancel flag
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run fn(*args) on the model thread."""
@@ -43,7 +44,7 @@ class ModelWorker:
         self._latest[key] = flag
         self.in_flight += 1
         try:
-            return await self.run(_unless_cancelled, fn, flag)
+            return await self.run(self._unless_cancelled, fn, flag)
         except asyncio.CancelledError:
             flag.set()
             raise
@@ -57,8 +58,11 @@ class ModelWorker:
             flag.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-
-def _unless_cancelled(fn: Callable[[IsCancelled], T], flag: threading.Event) -> T:
-    if flag.is_set():
-        raise Cancelled("a newer request replaced this one before it started")
-    return fn(flag.is_set)
+    def _unless_cancelled(self, fn: Callable[[IsCancelled], T], flag: threading.Event) -> T:
+        if flag.is_set():
+            raise Cancelled("a newer request replaced this one before it started")
+        try:
+            return fn(flag.is_set)
+        except Cancelled:
+            self.stopped += 1
+            raise

@@ -22,7 +22,7 @@ from lsp_server import completion, convert
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
-from lsp_server.documents import cursor_offset, open_document
+from lsp_server.documents import checked_document, cursor_offset
 from lsp_server.engine_host import EngineHost, open_model
 from lsp_server.guard import lsp_errors
 from lsp_server.prepare import Preparer
@@ -105,7 +105,10 @@ class DiffillServer(LanguageServer):
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
     def document(self, uri: str):
-        return open_document(self.workspace, uri, self.settings.max_file_bytes)
+        """The document a request is about: as it was when the request arrived, if it is one."""
+        found = self.protocol.take_snapshot(self.protocol.msg_id)
+        found = found or self.workspace.text_documents.get(uri)
+        return checked_document(found, uri, self.settings.max_file_bytes)
 
     def usable_for(self, document) -> bool:
         """The model is loaded and completion is enabled for this document's language."""
@@ -136,9 +139,10 @@ class DiffillServer(LanguageServer):
         """The pre-encoding for the window at `edit_offset`, built when the debounce fires."""
 
         def build():
-            if uri not in self.workspace.text_documents or self.planner is None:
-                return None
-            document = self.workspace.get_text_document(uri)
+            try:
+                document = self.document(uri)
+            except DiffillError:
+                return None  # closed, oversized or binary: the request will say why
             if not self.usable_for(document) or edit_offset > len(document.source):
                 return None
             c = self.settings.context
@@ -159,6 +163,8 @@ class DiffillServer(LanguageServer):
             "enabled": self.settings.enable,
             **self.stats.as_json(),
             "pending": self.worker.in_flight + self.preparer.pending,
+            "tasks": len(asyncio.all_tasks()),
+            "stoppedRuns": self.worker.stopped,
         }
 
 
@@ -234,7 +240,8 @@ def accepted(ls: DiffillServer, *arguments: object) -> None:
 
 
 @server.feature(STATUS_REQUEST)
-def status(ls: DiffillServer, params: object) -> dict[str, object]:
+async def status(ls: DiffillServer, params: object) -> dict[str, object]:
+    """Async so it runs after the requests that arrived before it have started."""
     return ls.status()
 
 

@@ -15,7 +15,9 @@
       "served": int,                    # completion requests answered with items
       "cacheHits": int,                 # of those, answered from the cache
       "accepted": int,                  # suggestions the user accepted (diffill.accepted)
-      "pending": int                    # completion and pre-encoding jobs not finished yet
+      "pending": int,                   # completion and pre-encoding jobs not finished yet
+      "tasks": int,                     # asyncio tasks alive in the server, this one included
+      "stoppedRuns": int                # engine runs stopped between steps by a cancellation
     }
 
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns

@@ -46,10 +46,15 @@ def lsp_fixture(**server_env: str):
 
 
 async def start(
-    client: LanguageClient, model: Path, inline: bool = True, encodings=None, **settings
+    client: LanguageClient,
+    model: Path,
+    inline: bool = True,
+    encodings: list[str] | None = None,
+    settings: dict | None = None,
 ) -> types.InitializeResult:
-    """Initialize with `model` and wait until it has loaded."""
-    options = {"model": {"path": str(model), **settings.pop("model", {})}, **settings}
+    """Initialize with `model` and `settings` as initializationOptions; wait for the load."""
+    settings = settings or {}
+    options = {**settings, "model": {**settings.get("model", {}), "path": str(model)}}
     result = await client.initialize_session(
         types.InitializeParams(
             capabilities=capabilities(inline, encodings), initialization_options=options
@@ -89,18 +94,19 @@ def open_doc(
     return types.Position(line=before.count("\n"), character=width)
 
 
-def trained_model() -> Path:
-    """A tiny model trained to fill `tiny_model.TRAIN_PREFIX` with `TRAIN_MIDDLE`.
+def trained_model(train_steps: int = 150) -> Path:
+    """A tiny model trained to fill `tiny_model.TRAIN_PREFIX` with `TRAIN_MIDDLE` (with
+    train_steps=0: random weights, which rarely stop early, for slow requests).
 
     Training takes tens of seconds on a busy machine, so the folder is kept in the temp
     directory under a hash of the code that builds it, and rebuilt when that code changes."""
     import tiny_model
 
     digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "diffill-lsp-tests" / f"trained-{digest}"
+    folder = Path(tempfile.gettempdir()) / "diffill-lsp-tests" / f"tiny-{train_steps}-{digest}"
     if not (folder / "config.json").exists():
         building = folder.with_name(f"{folder.name}.{os.getpid()}")
-        tiny_model.build_model_folder(building, train_steps=150)
+        tiny_model.build_model_folder(building, train_steps=train_steps)
         building.rename(folder)  # atomic: a half-built folder is never used
     return folder
 

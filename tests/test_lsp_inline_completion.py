@@ -40,7 +40,7 @@ async def test_trained_gap_is_filled_with_one_item(client):
 
 
 async def test_invoked_gives_distinct_alternatives(client):
-    await start(client, trained_model(), alternatives=3)
+    await start(client, trained_model(), settings={"alternatives": 3})
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     result = await client.text_document_inline_completion_async(
         _params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Invoked)
@@ -72,7 +72,7 @@ async def test_selected_completion_item_is_extended_over_its_range(client):
 
 
 async def test_disabled_language_gets_no_items(client):
-    await start(client, trained_model(), languages={"markdown": False})
+    await start(client, trained_model(), settings={"languages": {"markdown": False}})
     automatic = types.InlineCompletionTriggerKind.Automatic
     for uri, language in (("file:///w/a.md", "markdown"), ("file:///w/a.py", "python")):
         position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX, uri, language)
