@@ -282,6 +282,19 @@ def test_checkhealth_reports_version_server_and_config(editor):
     assert "ERROR" not in report
 
 
+def test_checkhealth_names_a_missing_model_folder(editor, tmp_path):
+    missing = tmp_path / "no-such-model"
+    editor.lua(
+        "local cmd = require('diffill').config.cmd"
+        " require('diffill').setup({ cmd = cmd, settings = { model = { path = ... } } })",
+        str(missing),
+    )
+    editor.nvim.command("checkhealth diffill")
+    report = "\n".join(editor.lines())
+    assert f"model.path is not a folder: {missing}" in report
+    assert "the server could not load the model: " in report
+
+
 def test_config_issues_name_the_bad_option(editor):
     issues = editor.lua(
         "local _, issues = require('diffill.config').resolve({cmd = {}, colour = 'red',"

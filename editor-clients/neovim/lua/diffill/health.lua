@@ -27,7 +27,22 @@ function H.responses(stdout)
   end
 end
 
--- Start the server once, as the editor would, and ask for its capabilities and status.
+-- Ask `diffill/status` (as request `id`) until the model is no longer loading; the last answer.
+function H.wait_loaded(proc, read, gone, id)
+  local deadline = vim.uv.now() + 60000
+  while true do
+    proc:write(H.frame({ id = id, method = "diffill/status", params = vim.empty_dict() }))
+    vim.wait(deadline - vim.uv.now(), function() return gone() or read()[id] ~= nil end, 50)
+    local status = read()[id] and read()[id].result
+    if not status or status.state ~= "loading" or vim.uv.now() > deadline then
+      return status
+    end
+    vim.wait(200)
+    id = id + 1
+  end
+end
+
+-- Start the server once, as the editor would: its initialize answer and its loaded status.
 -- stdin stays open until the answers are in: at end of input the server stops at once.
 function H.probe(cmd, settings)
   local out, exited = "", nil
@@ -38,22 +53,23 @@ function H.probe(cmd, settings)
   if not ok then
     return nil, tostring(proc)
   end
+  local function read() return H.responses(out) end
+  local function gone() return exited ~= nil end
   proc:write(H.frame({ id = 1, method = "initialize", params = {
     processId = vim.NIL, rootUri = vim.NIL, capabilities = vim.empty_dict(),
     initializationOptions = next(settings) and settings or vim.empty_dict(),
-  } }) .. H.frame({ method = "initialized", params = vim.empty_dict() })
-    .. H.frame({ id = 2, method = "diffill/status", params = vim.empty_dict() }))
-  vim.wait(60000, function() return exited ~= nil or H.responses(out)[2] ~= nil end, 50)
+  } }) .. H.frame({ method = "initialized", params = vim.empty_dict() }))
+  local status = H.wait_loaded(proc, read, gone, 2)
   if not exited then
-    proc:write(H.frame({ id = 3, method = "shutdown" }) .. H.frame({ method = "exit" }))
+    proc:write(H.frame({ id = 0, method = "shutdown" }) .. H.frame({ method = "exit" }))
     proc:write(nil)
     exited = proc:wait(10000)
   end
-  local found = H.responses(out)
-  if not found[1] then
+  local init = H.responses(out)[1]
+  if not init then
     return nil, ("exit %s, no initialize reply: %s"):format(exited.code, vim.trim(exited.stderr or ""))
   end
-  return found
+  return init.result or {}, status or {}
 end
 
 function H.check_version()
@@ -69,6 +85,11 @@ end
 
 function H.check_model(settings, status)
   local path = settings.model and settings.model.path or ""
+  if status.state == "failed" then
+    health.error("the server could not load the model: " .. tostring(status.error))
+  elseif status.state == "loading" then
+    health.info("the model was still loading when the server answered")
+  end
   if path == "" then
     health.ok("model: the server's embedded model" .. (status.model and (" (" .. tostring(status.model) .. ")") or ""))
   elseif vim.fn.isdirectory(path) == 0 then
@@ -87,18 +108,17 @@ function H.check_server(config)
     return {}
   end
   health.ok("server command: " .. table.concat(config.cmd, " "))
-  local found, err = H.probe(config.cmd, config.settings)
-  if not found then
-    health.error("the server did not answer initialize: " .. err)
+  local result, status = H.probe(config.cmd, config.settings)
+  if not result then
+    health.error("the server did not answer initialize: " .. status)
     return {}
   end
-  local result = found[1].result or {}
   local info = result.serverInfo or {}
   if not (result.capabilities or {}).inlineCompletionProvider then
     health.warn("the server does not advertise inline completion")
   end
   health.ok(("server started: %s %s"):format(info.name or "?", info.version or ""))
-  return found[2] and found[2].result or {}
+  return status
 end
 
 function M.check()
