@@ -48,25 +48,27 @@ async function toggle(): Promise<void> {
   await config.update("enable", !config.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
 }
 
+/** (Re)start the server with the current diffill.server.* settings. */
+async function start(statusBar: StatusBar): Promise<void> {
+  await client?.stop().catch(() => undefined);
+  client = createClient(statusBar);
+  await client.start().then(() => statusBar.refreshSoon(), (error) => statusBar.failed(String(error)));
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const statusBar = new StatusBar(() => client);
-  client = createClient(statusBar);
   context.subscriptions.push(
     statusBar,
     vscode.commands.registerCommand("diffill.toggle", toggle),
     vscode.commands.registerCommand("diffill.showStatus", () => statusBar.show()),
-    vscode.commands.registerCommand("diffill.restartServer", async () => {
-      await client?.restart();
-      statusBar.refreshSoon();
+    vscode.commands.registerCommand("diffill.restartServer", () => start(statusBar)),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration("diffill.server")) {
+        void start(statusBar); // a new command or args needs a new process
+      }
     }),
   );
-  try {
-    await client.start();
-  } catch (error) {
-    statusBar.failed(String(error));
-    return;
-  }
-  statusBar.refreshSoon();
+  await start(statusBar);
 }
 
 export function deactivate(): Thenable<void> | undefined {
