@@ -153,6 +153,12 @@ class DiffillServer(LanguageServer):
 
         return build
 
+    def close(self) -> None:
+        """Stop loading and stop the model thread: nothing may write after `exit`."""
+        if self._loading is not None:
+            self._loading.cancel()
+        self.worker.close()
+
     def status(self) -> dict[str, object]:
         return {
             "state": self.engine.state,
@@ -247,4 +253,4 @@ async def status(ls: DiffillServer, params: object) -> dict[str, object]:
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: DiffillServer, params: None) -> None:
-    ls.worker.close()
+    ls.close()

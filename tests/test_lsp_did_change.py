@@ -1,0 +1,68 @@
+"""didChange pre-encodes the context at the edit position, so that when the completion
+request arrives every context token's keys/values are already cached (only canvas steps
+remain). Checked through the engine timings `diffill/status` reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from tiny_model import TRAIN_PREFIX, TRAIN_SUFFIX
+
+
+@lsp_fixture()
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+URI = "file:///w/a.py"
+
+
+async def _status(client: LanguageClient):
+    return await client.protocol.send_request_async("diffill/status", {})
+
+
+async def _complete(client: LanguageClient, position: types.Position):
+    await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(URI),
+            position=position,
+            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+        )
+    )
+
+
+def _type(client: LanguageClient, at: types.Position, text: str, version: int) -> types.Position:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(version=version, uri=URI),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
+            ],
+        )
+    )
+    return types.Position(at.line, at.character + len(text))
+
+
+async def test_typing_then_asking_reuses_the_pre_encoded_context(client):
+    await start(client, trained_model(), settings={"context": {"prepareDelayMs": 0}})
+    cursor = open_doc(client, "# notes\n" + TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    cursor = _type(client, cursor, "zz ", 2)
+    while (await _status(client)).pending:  # until the pre-encoding has run
+        await asyncio.sleep(0.01)
+    await _complete(client, cursor)
+    engine = (await _status(client)).lastEngine
+    assert engine.reusedTokens == engine.contextTokens > 0
+
+
+async def test_a_request_before_the_debounce_ends_encodes_itself(client):
+    await start(client, trained_model(), settings={"context": {"prepareDelayMs": 5000}})
+    cursor = open_doc(client, "# notes\n" + TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    cursor = _type(client, cursor, "zz ", 2)
+    await _complete(client, cursor)
+    status = await _status(client)
+    assert status.lastEngine.reusedTokens < status.lastEngine.contextTokens
+    assert status.pending == 0  # the request dropped the pending pre-encoding
