@@ -49,11 +49,20 @@ def denoise_shared_cache(
     return model.logits(hidden)
 
 
+def rotary_at(model: DiffusionFIM, start, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, D/2) for positions start..start+T, computed as engine/model.py builds
+    its tables; computing them keeps two 4096-row tables out of every graph file."""
+    config = model.config
+    half = config.head_dim // 2
+    inv_freq = config.rope_theta ** (-torch.arange(half, dtype=torch.float32) / half)  # (D/2,)
+    positions = torch.arange(length, dtype=torch.float32) + start  # (T,)
+    angles = positions[:, None] * inv_freq[None, :]  # (T, D/2)
+    return angles.cos(), angles.sin()
+
+
 def _forward(model, x, keys, values, own_mask) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run every block on x (N, T, E); returns the hidden states and each layer's own K/V."""
-    start, length = keys[0].shape[2], x.shape[1]
-    cos = model.rope_cos[start : start + length]  # (T, D/2)
-    sin = model.rope_sin[start : start + length]
+    cos, sin = rotary_at(model, keys[0].shape[2], x.shape[1])  # (T, D/2) each
     own_kv = []
     for layer, block in enumerate(model.blocks):
         past = (keys[layer], values[layer])
