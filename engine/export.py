@@ -128,7 +128,8 @@ def _export(module, example: tuple, path: Path) -> None:
 
 
 def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
-    """Replace every initializer that is a checkpoint tensor by a reference into its shard."""
+    """Replace every initializer that is a checkpoint tensor by a reference into its shard,
+    and drop the per-node export metadata nothing at serving time reads."""
     import onnx
     from onnx import numpy_helper
 
@@ -143,6 +144,8 @@ def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
             raise ModelLoadError(f"exported initializer {tensor.name} differs from the checkpoint")
         shard, offset, length = locations[name]
         _set_external(tensor, shard, offset, length)
+    for node in graph.graph.node:
+        del node.metadata_props[:]  # the exporter's per-node stack traces: 80% of the file
     onnx.save(graph, str(graph_path))
     for stale in graph_path.parent.glob(graph_path.name + ".data"):
         stale.unlink()
