@@ -138,6 +138,8 @@ def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
     weights = load_weights(folder)
     for tensor in graph.graph.initializer:
         name = tensor.name.removeprefix("model.")
+        if name in weights and name not in locations:
+            raise ModelLoadError(f"export needs float32 weights; {name} is {weights[name].dtype}")
         if name not in locations:
             continue
         if not np.array_equal(numpy_helper.to_array(tensor), weights[name]):
