@@ -6,6 +6,7 @@
 local M = {}
 
 local api = vim.api
+local compat = require("diffill.compat")
 local ns = api.nvim_create_namespace("diffill.ghost")
 local AUTOMATIC, INVOKED = 2, 1 -- lsp.InlineCompletionTriggerKind
 
@@ -45,7 +46,7 @@ function M.cancel(bufnr)
     st.timer = nil
   end
   if st.pending then
-    st.pending.client:cancel_request(st.pending.id)
+    compat.call(st.pending.client, "cancel_request", st.pending.id)
     st.pending = nil
   end
 end
@@ -144,11 +145,12 @@ function M.accept(bufnr, part)
   local row, col = insert_at(bufnr, shown.row, shown.col, whole and shown.replace or 0, piece)
   if whole then
     if shown.command then
-      shown.client:exec_cmd(shown.command, { bufnr = bufnr })
+      compat.exec_cmd(shown.client, shown.command, bufnr)
     end
     return true
   end
-  local rest = vim.tbl_extend("force", shown, { text = shown.text:sub(#piece + 1), row = row, col = col })
+  local rest = vim.tbl_extend("force", shown, { text = shown.text:sub(#piece + 1) })
+  rest.row, rest.col = row, col
   rest.consumed = shown.consumed .. piece
   M.render(bufnr, rest)
   return true
@@ -227,9 +229,11 @@ function M.request(bufnr, kind, index)
   params.context = { triggerKind = kind }
   local req = { row = row, col = col, tick = api.nvim_buf_get_changedtick(bufnr), kind = kind }
   req.index = index
-  local ok, id = client:request("textDocument/inlineCompletion", params, function(err, result)
+  local function handler(err, result)
     on_result(bufnr, client, req, err, result)
-  end, bufnr)
+  end
+  local method = "textDocument/inlineCompletion"
+  local ok, id = compat.call(client, "request", method, params, handler, bufnr)
   if ok then
     req.id = id
     buf_state(bufnr).pending = { client = client, id = id }

@@ -67,7 +67,8 @@ function H.probe(cmd, settings)
   end
   local init = H.responses(out)[1]
   if not init then
-    return nil, ("exit %s, no initialize reply: %s"):format(exited.code, vim.trim(exited.stderr or ""))
+    local stderr = vim.trim(exited.stderr or "")
+    return nil, ("exit %s, no initialize reply: %s"):format(exited.code, stderr)
   end
   return init.result or {}, status or {}
 end
@@ -77,7 +78,8 @@ function H.check_version()
   if vim.fn.has("nvim-0.10") == 0 then
     health.error(("Neovim %s is too old: 0.10 or newer is needed"):format(tostring(v)))
   elseif vim.lsp.inline_completion then
-    health.ok(("Neovim %s: built-in vim.lsp.inline_completion draws the suggestions"):format(tostring(v)))
+    local line = "Neovim %s: built-in vim.lsp.inline_completion draws the suggestions"
+    health.ok(line:format(tostring(v)))
   else
     health.ok(("Neovim %s: diffill draws the ghost text (extmarks)"):format(tostring(v)))
   end
@@ -91,7 +93,8 @@ function H.check_model(settings, status)
     health.info("the model was still loading when the server answered")
   end
   if path == "" then
-    health.ok("model: the server's embedded model" .. (status.model and (" (" .. tostring(status.model) .. ")") or ""))
+    local model = type(status.model) == "table" and (status.model.name or status.model.model)
+    health.ok("model: the server's embedded model" .. (model and (" (" .. model .. ")") or ""))
   elseif vim.fn.isdirectory(path) == 0 then
     health.error("model.path is not a folder: " .. path)
   elseif vim.fn.filereadable(path .. "/config.json") == 0 then
@@ -104,7 +107,8 @@ end
 function H.check_server(config)
   local exe = config.cmd[1]
   if vim.fn.executable(exe) == 0 then
-    health.error(("server command not found: %s"):format(exe), { "pip install diffill, or set cmd" })
+    local advice = { "pip install diffill, or set cmd" }
+    health.error(("server command not found: %s"):format(exe), advice)
     return {}
   end
   health.ok("server command: " .. table.concat(config.cmd, " "))

@@ -6,6 +6,7 @@ local H = {}
 
 local api = vim.api
 local ghost = require("diffill.ghost")
+local compat = require("diffill.compat")
 
 M.config = nil -- the resolved options, set by setup()
 M.issues = {} -- configuration problems found by setup(), shown by :checkhealth diffill
@@ -41,7 +42,8 @@ function M.status()
     vim.notify("diffill: no server attached to this buffer", vim.log.levels.WARN)
     return nil
   end
-  local response, err = client:request_sync("diffill/status", {}, 5000, api.nvim_get_current_buf())
+  local bufnr = api.nvim_get_current_buf()
+  local response, err = compat.call(client, "request_sync", "diffill/status", {}, 5000, bufnr)
   if not response or response.err then
     local why = err or (response and response.err.message)
     vim.notify("diffill: status failed: " .. tostring(why), vim.log.levels.ERROR)
@@ -57,7 +59,8 @@ function M.toggle()
   M.enabled = not M.enabled
   for _, client in ipairs(vim.lsp.get_clients({ name = "diffill" })) do
     client.settings = vim.tbl_deep_extend("force", client.settings or {}, { enable = M.enabled })
-    client:notify("workspace/didChangeConfiguration", { settings = client.settings })
+    local params = { settings = client.settings }
+    compat.call(client, "notify", "workspace/didChangeConfiguration", params)
   end
   for _, bufnr in ipairs(api.nvim_list_bufs()) do
     ghost.cancel(bufnr)
@@ -108,7 +111,8 @@ function H.start(bufnr)
     settings = M.config.settings,
   }, { bufnr = bufnr })
   if not ok then
-    vim.notify_once(("diffill: cannot start %s: %s"):format(M.config.cmd[1], err), vim.log.levels.ERROR)
+    local message = ("diffill: cannot start %s: %s"):format(M.config.cmd[1], err)
+    vim.notify_once(message, vim.log.levels.ERROR)
   end
 end
 
