@@ -2,7 +2,7 @@
 
 Both graphs read their weights from the model folder's safetensors shards through ONNX
 external data (offset and length of each tensor inside a shard), so the folder holds the
-weights once and the graphs add only their structure and rotary tables. After writing, the
+weights once and the graphs add only their structure (about 0.1 MB each). After writing, the
 graphs are run under ONNX Runtime and compared with torch before the command succeeds.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.checkpoint import load_weights, weight_files
+from engine.embedded import MAX_CANDIDATES
 from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_GRAPH,
@@ -27,7 +28,6 @@ from engine.runtime_onnx import (
 )
 
 PARITY_TOLERANCE = 1e-3  # max abs logit difference between ONNX Runtime and torch
-MAX_CANDIDATES = 64  # largest canvas batch the denoise graph accepts
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.loading import default_model_path
 
     folder = args.model or default_model_path()
+    try:
+        import torch  # noqa: F401  (export traces the torch model)
+    except ImportError:
+        raise ModelLoadError("diffill export needs torch: pip install 'diffill[train]'") from None
     paths = export_graphs(folder)
     error = check_parity(folder)
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in paths)
