@@ -9,7 +9,12 @@ graphs are run under ONNX Runtime and compared with torch before the command suc
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -118,17 +123,32 @@ def _export(module, example: tuple, path: Path) -> None:
         "canvas": {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
     }[module.first_input]
     layers = ({2: past},) * config.n_layers  # per_layer() gives tuples
-    torch.onnx.export(
-        module.eval(),
-        example,
-        str(path),
-        dynamo=True,
-        optimize=False,
-        input_names=graph_inputs(module.first_input, config.n_layers),
-        output_names=[module.output],
-        dynamic_shapes={module.first_input: first, "keys": layers, "values": layers},
-        verbose=False,
-    )
+    with _quiet():
+        torch.onnx.export(
+            module.eval(),
+            example,
+            str(path),
+            dynamo=True,
+            optimize=False,
+            input_names=graph_inputs(module.first_input, config.n_layers),
+            output_names=[module.output],
+            dynamic_shapes={module.first_input: first, "keys": layers, "values": layers},
+            verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter prints progress and warns about packages serving never uses."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
