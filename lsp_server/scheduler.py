@@ -26,7 +26,7 @@ class ModelWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffill-model")
         self._latest: dict[str, threading.Event] = {}
         self.in_flight = 0
-        self.stopped = 0  # engine runs that ended early on their cancel flag
+        self.stopped = 0  # engine runs skipped or ended early on their cancel flag
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run fn(*args) on the model thread."""
@@ -59,9 +59,9 @@ class ModelWorker:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _unless_cancelled(self, fn: Callable[[IsCancelled], T], flag: threading.Event) -> T:
-        if flag.is_set():
-            raise Cancelled("a newer request replaced this one before it started")
         try:
+            if flag.is_set():
+                raise Cancelled("cancelled before the model thread reached it")
             return fn(flag.is_set)
         except Cancelled:
             self.stopped += 1

@@ -17,7 +17,7 @@
       "accepted": int,                  # suggestions the user accepted (diffill.accepted)
       "pending": int,                   # completion and pre-encoding jobs not finished yet
       "tasks": int,                     # asyncio tasks alive in the server, this one included
-      "stoppedRuns": int                # engine runs stopped between steps by a cancellation
+      "stoppedRuns": int                # engine runs skipped or stopped between steps by a cancel
     }
 
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns

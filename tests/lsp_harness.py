@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -116,6 +115,19 @@ def serving_model() -> Path:
     return EMBEDDED if embedded_model_ready() else trained_model()
 
 
-def copy_model(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    return target
+def inline_params(
+    uri: str,
+    position: types.Position,
+    kind: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
+    **context: object,
+) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=kind, **context),
+    )
+
+
+async def status(client: LanguageClient):
+    """The `diffill/status` result (pygls hands custom results over as named tuples)."""
+    return await client.protocol.send_request_async("diffill/status", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
@@ -28,23 +28,15 @@ QUICK = {"model": {"mode": "ar", "maxTokens": 8}}
 
 def _send(client: LanguageClient, uri: str, position: types.Position, msg_id: str):
     """Send now (pytest-lsp's async variant would send only once awaited)."""
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri),
-        position=position,
-        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
-    )
+    params = inline_params(uri, position, types.InlineCompletionTriggerKind.Invoked)
     return asyncio.wrap_future(client.protocol.send_request(INLINE, params, msg_id=msg_id))
-
-
-async def _status(client: LanguageClient):
-    return await client.protocol.send_request_async("diffill/status", {})
 
 
 async def test_cancel_request_stops_the_engine(client):
     await start(client, trained_model(0), settings=SLOW)
     position = open_doc(client, "def f(x):\n    return ║\n")
     running = _send(client, "file:///w/a.py", position, "slow")
-    assert (await _status(client)).pending == 1  # the run has started on the model thread
+    assert (await status(client)).pending == 1  # the run has started on the model thread
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="slow"))
     with pytest.raises(JsonRpcRequestCancelled):
         await running
@@ -52,21 +44,21 @@ async def test_cancel_request_stops_the_engine(client):
     # run has ended, and it must have ended early on its flag.
     open_doc(client, "x = ║", "file:///w/b.py")
     await _send(client, "file:///w/b.py", types.Position(0, 4), "after")
-    status = await _status(client)
-    assert status.stoppedRuns == 1 and status.pending == 0
+    state = await status(client)
+    assert state.stoppedRuns == 1 and state.pending == 0
 
 
 async def test_newer_request_for_the_same_document_wins(client):
     await start(client, trained_model(0), settings=SLOW)
     position = open_doc(client, "def f(x):\n    return ║\n")
     older = _send(client, "file:///w/a.py", position, "older")
-    assert (await _status(client)).pending == 1  # the older run has started
+    assert (await status(client)).pending == 1  # the older run has started
     newer = _send(client, "file:///w/a.py", position, "newer")
     with pytest.raises(JsonRpcRequestCancelled):
         await older
     result = await newer
     assert isinstance(result, types.InlineCompletionList)
-    assert (await _status(client)).stoppedRuns == 1
+    assert (await status(client)).stoppedRuns == 1
 
 
 async def test_requests_for_other_documents_do_not_cancel_each_other(client):
@@ -77,4 +69,4 @@ async def test_requests_for_other_documents_do_not_cancel_each_other(client):
         _send(client, "file:///w/a.py", first, "a"), _send(client, "file:///w/b.py", second, "b")
     )
     assert all(isinstance(answer, types.InlineCompletionList) for answer in answers)
-    assert (await _status(client)).stoppedRuns == 0
+    assert (await status(client)).stoppedRuns == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_PREFIX, TRAIN_SUFFIX
@@ -19,20 +19,6 @@ async def client(lsp_client: LanguageClient):
 
 
 URI = "file:///w/a.py"
-
-
-async def _status(client: LanguageClient):
-    return await client.protocol.send_request_async("diffill/status", {})
-
-
-async def _complete(client: LanguageClient, position: types.Position):
-    await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(URI),
-            position=position,
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        )
-    )
 
 
 def _type(client: LanguageClient, at: types.Position, text: str, version: int) -> types.Position:
@@ -51,10 +37,10 @@ async def test_typing_then_asking_reuses_the_pre_encoded_context(client):
     await start(client, trained_model(), settings={"context": {"prepareDelayMs": 0}})
     cursor = open_doc(client, "# notes\n" + TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     cursor = _type(client, cursor, "zz ", 2)
-    while (await _status(client)).pending:  # until the pre-encoding has run
+    while (await status(client)).pending:  # until the pre-encoding has run
         await asyncio.sleep(0.01)
-    await _complete(client, cursor)
-    engine = (await _status(client)).lastEngine
+    await client.text_document_inline_completion_async(inline_params(URI, cursor))
+    engine = (await status(client)).lastEngine
     assert engine.reusedTokens == engine.contextTokens > 0
 
 
@@ -62,7 +48,7 @@ async def test_a_request_before_the_debounce_ends_encodes_itself(client):
     await start(client, trained_model(), settings={"context": {"prepareDelayMs": 5000}})
     cursor = open_doc(client, "# notes\n" + TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     cursor = _type(client, cursor, "zz ", 2)
-    await _complete(client, cursor)
-    status = await _status(client)
-    assert status.lastEngine.reusedTokens < status.lastEngine.contextTokens
-    assert status.pending == 0  # the request dropped the pending pre-encoding
+    await client.text_document_inline_completion_async(inline_params(URI, cursor))
+    state = await status(client)
+    assert state.lastEngine.reusedTokens < state.lastEngine.contextTokens
+    assert state.pending == 0  # the request dropped the pending pre-encoding

@@ -7,7 +7,7 @@ An incremental edit deletes two emoji right before the cursor; the line must end
 from __future__ import annotations
 
 import pytest
-from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsp_harness import inline_params, lsp_fixture, open_doc, start, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
@@ -26,11 +26,7 @@ UNITS = {"utf-16": 4, "utf-8": 8}  # code units the two emoji take in each encod
 
 def _ask(client: LanguageClient, line: int, character: int):
     return client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier("file:///w/e.py"),
-            position=types.Position(line, character),
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        )
+        inline_params("file:///w/e.py", types.Position(line, character))
     )
 
 

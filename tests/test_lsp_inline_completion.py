@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_harness import lsp_fixture, open_doc, serving_model, start, trained_model
+from lsp_harness import inline_params, lsp_fixture, open_doc, serving_model, start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
@@ -14,14 +14,6 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-def _params(uri: str, position: types.Position, kind: types.InlineCompletionTriggerKind, **kw):
-    return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        position=position,
-        context=types.InlineCompletionContext(trigger_kind=kind, **kw),
-    )
-
-
 async def test_capability_is_advertised(client):
     result = await start(client, serving_model())
     assert isinstance(result.capabilities.inline_completion_provider, types.InlineCompletionOptions)
@@ -31,7 +23,7 @@ async def test_trained_gap_is_filled_with_one_item(client):
     await start(client, trained_model())
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     result = await client.text_document_inline_completion_async(
-        _params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Automatic)
+        inline_params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Automatic)
     )
     assert [item.insert_text for item in result.items] == [TRAIN_MIDDLE]
     item = result.items[0]
@@ -43,7 +35,7 @@ async def test_invoked_gives_distinct_alternatives(client):
     await start(client, trained_model(), settings={"alternatives": 3})
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     result = await client.text_document_inline_completion_async(
-        _params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Invoked)
+        inline_params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Invoked)
     )
     texts = [item.insert_text for item in result.items]
     assert 1 <= len(texts) <= 3 and len(set(texts)) == len(texts)
@@ -58,7 +50,7 @@ async def test_selected_completion_item_is_extended_over_its_range(client):
         text="add",
     )
     result = await client.text_document_inline_completion_async(
-        _params(
+        inline_params(
             "file:///w/a.py",
             position,
             types.InlineCompletionTriggerKind.Automatic,
@@ -77,9 +69,9 @@ async def test_disabled_language_gets_no_items(client):
     for uri, language in (("file:///w/a.md", "markdown"), ("file:///w/a.py", "python")):
         position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX, uri, language)
     markdown = await client.text_document_inline_completion_async(
-        _params("file:///w/a.md", position, automatic)
+        inline_params("file:///w/a.md", position, automatic)
     )
     python = await client.text_document_inline_completion_async(
-        _params("file:///w/a.py", position, automatic)
+        inline_params("file:///w/a.py", position, automatic)
     )
     assert len(markdown.items) == 0 and len(python.items) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
@@ -24,11 +24,7 @@ INLINE = types.TEXT_DOCUMENT_INLINE_COMPLETION
 
 
 def _params(line: int, character: int, uri: str = URI) -> types.InlineCompletionParams:
-    return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri),
-        position=types.Position(line, character),
-        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-    )
+    return inline_params(uri, types.Position(line, character))
 
 
 async def _still_completes(client: LanguageClient, position: types.Position) -> None:
@@ -97,14 +93,9 @@ def _edit(version: int, line: int, column: int, insert: bool) -> types.DidChange
     )
 
 
-async def _status(client: LanguageClient):
-    """The `diffill/status` result (pygls hands custom results over as named tuples)."""
-    return await client.protocol.send_request_async("diffill/status", {})
-
-
 async def test_storm_of_edits_requests_and_cancels_leaves_nothing_behind(client, ready):
     await _still_completes(client, ready)  # a first run, so the model thread exists
-    before = await _status(client)
+    before = await status(client)
     answers = []
     for i in range(200):  # type and delete an 'x' at the cursor: the text ends where it began
         client.text_document_did_change(_edit(i + 2, ready.line, ready.character, i % 2 == 0))
@@ -120,5 +111,5 @@ async def test_storm_of_edits_requests_and_cancels_leaves_nothing_behind(client,
     assert len(errors) >= 67  # at least the explicit cancels; superseded ones add to it
     last = results[-1]
     assert not isinstance(last, Exception) and [i.insert_text for i in last.items] == [TRAIN_MIDDLE]
-    after = await _status(client)
+    after = await status(client)
     assert after.pending == 0 and after.tasks <= before.tasks

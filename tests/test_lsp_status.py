@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from lsp_harness import lsp_fixture, open_doc, start, trained_model, wait_loaded
+from lsp_harness import (
+    inline_params,
+    lsp_fixture,
+    open_doc,
+    start,
+    status,
+    trained_model,
+    wait_loaded,
+)
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
@@ -17,18 +25,8 @@ async def client(lsp_client: LanguageClient):
 URI = "file:///w/a.py"
 
 
-async def _status(client: LanguageClient):
-    return await client.protocol.send_request_async("diffill/status", {})
-
-
-async def _complete(client: LanguageClient, position: types.Position):
-    return await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(URI),
-            position=position,
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        )
-    )
+def _complete(client: LanguageClient, position: types.Position):
+    return client.text_document_inline_completion_async(inline_params(URI, position))
 
 
 async def test_status_counts_latencies_and_accepts(client):
@@ -38,11 +36,11 @@ async def test_status_counts_latencies_and_accepts(client):
     await client.workspace_execute_command_async(
         types.ExecuteCommandParams(item.command.command, item.command.arguments)
     )
-    status = await _status(client)
-    assert (status.state, status.error, status.mode) == ("ready", None, "diffusion")
-    assert status.model.parameters > 0 and status.model.runtime in ("onnx", "torch")
-    assert status.served == 1 and status.accepted == 1 and len(status.latencyMs.last) == 1
-    assert status.lastEngine.contextTokens > 0 and status.pending == 0
+    state = await status(client)
+    assert (state.state, state.error, state.mode) == ("ready", None, "diffusion")
+    assert state.model.parameters > 0 and state.model.runtime in ("onnx", "torch")
+    assert state.served == 1 and state.accepted == 1 and len(state.latencyMs.last) == 1
+    assert state.lastEngine.contextTokens > 0 and state.pending == 0
 
 
 async def test_repeat_and_typed_ahead_come_from_the_cache(client):
@@ -65,8 +63,8 @@ async def test_repeat_and_typed_ahead_come_from_the_cache(client):
     ahead = types.Position(position.line, position.character + len(typed))
     rest = await _complete(client, ahead)
     assert [i.insert_text for i in rest.items] == [TRAIN_MIDDLE[len(typed) :]]
-    status = await _status(client)
-    assert status.served == 3 and status.cacheHits == 2
+    state = await status(client)
+    assert state.served == 3 and state.cacheHits == 2
 
 
 async def test_invalid_setting_warns_and_keeps_serving(client):
@@ -81,8 +79,8 @@ async def test_invalid_setting_warns_and_keeps_serving(client):
     assert message.type == types.MessageType.Warning
     assert "model.mode: expected one of diffusion, ar, got 'sideways'" in message.message
     assert any("model.mode" in log.message for log in client.log_messages)
-    status = await _status(client)
-    assert status.mode == "diffusion" and status.state == "ready"
+    state = await status(client)
+    assert state.mode == "diffusion" and state.state == "ready"
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     assert [i.insert_text for i in (await _complete(client, position)).items] == [TRAIN_MIDDLE]
 
@@ -95,7 +93,7 @@ async def test_disabling_by_configuration_stops_completions(client):
     )
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     assert len((await _complete(client, position)).items) == 0
-    assert (await _status(client)).enabled is False
+    assert (await status(client)).enabled is False
 
 
 async def test_missing_model_fails_with_a_reason_and_the_server_stays_up(client, tmp_path):
@@ -108,8 +106,8 @@ async def test_missing_model_fails_with_a_reason_and_the_server_stays_up(client,
         )
     )
     await wait_loaded(client)
-    status = await _status(client)
-    assert status.state == "failed" and "nowhere" in status.error and "\n" not in status.error
+    state = await status(client)
+    assert state.state == "failed" and "nowhere" in state.error and "\n" not in state.error
     assert any("cannot load the model" in m.message for m in client.messages)
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     assert len((await _complete(client, position)).items) == 0
