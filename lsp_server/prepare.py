@@ -22,6 +22,7 @@ class Preparer:
         self._worker, self._on_error = worker, on_error
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._queued: dict[str, Job] = {}
+        self._running = 0
         self._lock = threading.Lock()
 
     def schedule(self, uri: str, make_job: Callable[[], Job | None], delay_s: float) -> None:
@@ -39,7 +40,8 @@ class Preparer:
 
     @property
     def pending(self) -> int:
-        return len(self._timers) + len(self._queued)
+        """Encodes waiting for their debounce, queued, or running."""
+        return len(self._timers) + len(self._queued) + self._running
 
     def _fire(self, uri: str, make_job: Callable[[], Job | None], loop) -> None:
         self._timers.pop(uri, None)
@@ -55,8 +57,12 @@ class Preparer:
     def _run(self, uri: str, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             job = self._queued.pop(uri, None)
+            self._running += job is not None
         try:
             if job is not None:
                 job()
         except DiffillError as exc:
             loop.call_soon_threadsafe(self._on_error, f"pre-encoding {uri} failed: {exc}")
+        finally:
+            with self._lock:
+                self._running -= job is not None
