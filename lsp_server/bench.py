@@ -109,24 +109,28 @@ class Session:
 
     async def open(self, text: str) -> None:
         self.version += 1
-        item = t.TextDocumentItem(self.uri, "python", self.version, text)
-        self.client.text_document_did_open(t.DidOpenTextDocumentParams(item))
+        item = t.TextDocumentItem(
+            uri=self.uri, language_id="python", version=self.version, text=text
+        )
+        self.client.text_document_did_open(t.DidOpenTextDocumentParams(text_document=item))
 
     async def close(self) -> None:
         self.client.text_document_did_close(
-            t.DidCloseTextDocumentParams(t.TextDocumentIdentifier(self.uri))
+            t.DidCloseTextDocumentParams(text_document=t.TextDocumentIdentifier(uri=self.uri))
         )
 
     def type_char(self, at: t.Position, char: str) -> None:
         self.version += 1
-        change = t.TextDocumentContentChangePartial(range=t.Range(at, at), text=char)
-        doc = t.VersionedTextDocumentIdentifier(self.uri, self.version)
-        self.client.text_document_did_change(t.DidChangeTextDocumentParams(doc, [change]))
+        change = t.TextDocumentContentChangePartial(range=t.Range(start=at, end=at), text=char)
+        doc = t.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version)
+        self.client.text_document_did_change(
+            t.DidChangeTextDocumentParams(text_document=doc, content_changes=[change])
+        )
 
     async def ask(self, at: t.Position) -> tuple[float, str]:
         params = t.InlineCompletionParams(
-            context=t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic),
-            text_document=t.TextDocumentIdentifier(self.uri),
+            context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Automatic),
+            text_document=t.TextDocumentIdentifier(uri=self.uri),
             position=at,
         )
         start = time.perf_counter()
@@ -171,7 +175,7 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
         out.append(("cold", latency, count(text)))
         for char in pos.typed:
             session.type_char(cursor, char)
-            cursor = t.Position(cursor.line, cursor.character + 1)
+            cursor = t.Position(line=cursor.line, character=cursor.character + 1)
             if char in WORD_BREAKS:
                 await asyncio.sleep(debounce)
                 latency, text = await session.ask(cursor)
