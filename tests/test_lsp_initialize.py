@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest_lsp
 from lsp_harness import lsp_fixture, start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -9,6 +12,14 @@ from pytest_lsp import LanguageClient
 
 @lsp_fixture()
 async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(
+    config=pytest_lsp.ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"])
+)
+async def module_client(lsp_client: LanguageClient):
     yield
     await lsp_client.shutdown_session()
 
@@ -36,3 +47,9 @@ async def test_model_load_reports_progress_begin_then_end(client):
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].title == "diffill"
     assert isinstance(reports[-1], types.WorkDoneProgressEnd)
     assert reports[-1].message == "model ready"
+
+
+async def test_python_dash_m_runs_the_same_server(module_client):
+    result = await start(module_client, trained_model())
+    assert result.server_info.name == "diffill"
+    assert isinstance(result.capabilities.inline_completion_provider, types.InlineCompletionOptions)
