@@ -148,6 +148,7 @@ function H.attach(bufnr, group)
   if vim.lsp.inline_completion then
     return H.attach_builtin(bufnr)
   end
+  api.nvim_clear_autocmds({ group = group, buffer = bufnr }) -- attached again: no duplicates
   H.map(bufnr, "next", function() ghost.cycle(bufnr, 1) end)
   H.map(bufnr, "prev", function() ghost.cycle(bufnr, -1) end)
   local function on(events, desc, fn)
