@@ -11,12 +11,11 @@ from __future__ import annotations
 import sys
 
 import pytest_asyncio
-from lsp_harness import DIFFILL, open_doc, start, trained_model
-from lsprotocol import types
+from lsp_harness import DIFFILL, inline_params, open_doc, start, trained_model
 from pytest_lsp import ClientServerConfig
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
 
-GUARD = '''
+GUARD = """
 import os, socket
 
 _LOG = os.environ["DIFFILL_NET_LOG"]
@@ -39,7 +38,7 @@ class _GuardedSocket(socket.socket):
 socket.socket = _GuardedSocket
 socket.create_connection = lambda *a, **k: _refuse(f"create_connection{a}")
 socket.getaddrinfo = lambda *a, **k: _refuse(f"getaddrinfo{a}")
-'''
+"""
 
 
 @pytest_asyncio.fixture
@@ -62,11 +61,7 @@ async def test_completions_work_with_the_network_blocked(guarded):
     await start(client, trained_model())
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     result = await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier("file:///w/a.py"),
-            position=position,
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        )
+        inline_params("file:///w/a.py", position)
     )
     assert [item.insert_text for item in result.items] == [TRAIN_MIDDLE]
     assert (folder / "guard.loaded").exists(), "the guard must have run inside the server"
