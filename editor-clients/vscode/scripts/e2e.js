@@ -85,7 +85,10 @@ async function openSample(page) {
   await page.click(".editor-instance .view-lines");
   await page.keyboard.press("Control+End");
   log("editor open");
-  await page.waitForSelector('[aria-label="diffill ready"]', { timeout: TIMEOUT });
+  const item = await page.waitForSelector('[aria-label="diffill ready"], [aria-label^="diffill failed"]',
+    { timeout: TIMEOUT });
+  const state = await item.getAttribute("aria-label");
+  if (state !== "diffill ready") throw new Error(`the status bar says: ${state}`);
   log("server ready (status bar)");
 }
 

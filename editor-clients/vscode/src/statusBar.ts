@@ -78,6 +78,7 @@ export class StatusBar implements vscode.Disposable {
   failed(reason: string): void {
     this.item.text = "$(error) diffill";
     this.item.tooltip = reason;
+    this.item.accessibilityInformation = { label: `diffill failed: ${reason}` };
   }
 
   private render(status: Status): void {
@@ -90,7 +91,8 @@ export class StatusBar implements vscode.Disposable {
     this.item.text = `${icon} diffill${latency === undefined ? "" : ` ${Math.round(latency)} ms`}`;
     this.item.tooltip = describe(status);
     const state = status.enabled === false ? "disabled" : status.state;
-    this.item.accessibilityInformation = { label: `diffill ${state}` };
+    const why = status.error ? `: ${status.error}` : "";
+    this.item.accessibilityInformation = { label: `diffill ${state}${why}` };
   }
 
   dispose(): void {
