@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_harness import lsp_fixture, open_doc, start, trained_model
+from lsp_harness import lsp_fixture, open_doc, serving_model, start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
@@ -40,3 +40,14 @@ async def test_multi_line_label_shows_the_first_line(client):
     for item in answer.items:
         first = item.text_edit.new_text.strip("\n").split("\n")[0].strip()
         assert item.label.rstrip("…") == first[:60] and "\n" not in item.label
+
+
+async def test_embedded_model_fills_the_fallback_item(client):
+    await start(client, serving_model(), inline=False)
+    position = open_doc(client, "def fibonacci(n):\n    if n < 2:\n        return n\n    return ║")
+    answer = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier("file:///w/a.py"), position)
+    )
+    (item,) = answer.items
+    assert item.text_edit.new_text.strip() and item.label.strip()
+    assert item.text_edit.range == types.Range(position, position)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from lsp_harness import inline_params, lsp_fixture, open_doc, serving_model, start, trained_model
+from lsp_harness import (
+    EMBEDDED,
+    capabilities,
+    inline_params,
+    lsp_fixture,
+    open_doc,
+    serving_model,
+    start,
+    status,
+    trained_model,
+    wait_loaded,
+)
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
@@ -75,3 +86,40 @@ async def test_disabled_language_gets_no_items(client):
         inline_params("file:///w/a.py", position, automatic)
     )
     assert len(markdown.items) == 0 and len(python.items) == 1
+
+
+OBVIOUS = "def fibonacci(n):\n    if n < 2:\n        return n\n    return ║\n"
+
+
+async def test_embedded_model_serves_both_trigger_kinds(client):
+    await start(client, serving_model(), settings={"alternatives": 2})
+    position = open_doc(client, OBVIOUS)
+    automatic = await client.text_document_inline_completion_async(
+        inline_params("file:///w/a.py", position)
+    )
+    invoked = await client.text_document_inline_completion_async(
+        inline_params("file:///w/a.py", position, types.InlineCompletionTriggerKind.Invoked)
+    )
+    assert len(automatic.items) == 1 and 1 <= len(invoked.items) <= 2
+    for item in (*automatic.items, *invoked.items):
+        assert item.insert_text.strip() and isinstance(item.insert_text, str)
+        assert item.range.start == item.range.end == position
+    assert len({item.insert_text for item in invoked.items}) == len(invoked.items)
+
+
+async def test_requests_while_the_model_loads_get_an_empty_answer(client):
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities(), initialization_options={"model": {"path": str(EMBEDDED)}}
+        )
+    )
+    position = open_doc(client, OBVIOUS)
+    early = await client.text_document_inline_completion_async(
+        inline_params("file:///w/a.py", position)
+    )
+    assert len(early.items) == 0 and (await status(client)).state == "loading"
+    await wait_loaded(client)
+    ready = await client.text_document_inline_completion_async(
+        inline_params("file:///w/a.py", position)
+    )
+    assert len(ready.items) == 1
