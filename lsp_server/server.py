@@ -110,6 +110,12 @@ class DiffillServer(LanguageServer):
         found = found or self.workspace.text_documents.get(uri)
         return checked_document(found, uri, self.settings.max_file_bytes)
 
+    def shows_inline(self) -> bool:
+        """The client renders inline completions, so the completion list stays empty (the
+        same suggestion would otherwise show twice, in the popup and as ghost text)."""
+        text = self.client_capabilities.text_document
+        return bool(text and text.inline_completion is not None)
+
     def usable_for(self, document) -> bool:
         """The model is loaded and completion is enabled for this document's language."""
         return self.engine.completer is not None and self.settings.enabled_for(
@@ -126,9 +132,12 @@ class DiffillServer(LanguageServer):
         if cached is not None and (len(cached) >= count or count == 1):
             texts = completion.shown_texts(cached, context)
         else:
-            request = completion.engine_request(context, self.settings, count)
+            request, completer = (
+                completion.engine_request(context, self.settings, count),
+                self.engine.completer,
+            )
             result = await self.worker.run_latest(
-                context.uri, lambda cancelled: self.engine.completer.complete(request, cancelled)
+                context.uri, lambda cancelled: completer.complete(request, cancelled)
             )
             texts, timings = completion.result_texts(result, context), result.timings
             self.cache.put(window.prefix, window.suffix, texts)
@@ -233,7 +242,7 @@ async def inline_completion(ls: DiffillServer, params: types.InlineCompletionPar
 @lsp_errors(empty=lambda: types.CompletionList(is_incomplete=True, items=[]))
 async def completion_fallback(ls: DiffillServer, params: types.CompletionParams):
     document = ls.document(params.text_document.uri)
-    if not ls.usable_for(document):
+    if ls.shows_inline() or not ls.usable_for(document):
         return types.CompletionList(is_incomplete=True, items=[])
     context = completion.cursor_context(document, params.position, ls.planner, ls.settings)
     texts = await ls.texts(context, 1)

@@ -51,3 +51,12 @@ async def test_embedded_model_fills_the_fallback_item(client):
     (item,) = answer.items
     assert item.text_edit.new_text.strip() and item.label.strip()
     assert item.text_edit.range == types.Range(position, position)
+
+
+async def test_clients_with_inline_completion_get_an_empty_list(client):
+    await start(client, trained_model(), inline=True)
+    position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    answer = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier("file:///w/a.py"), position)
+    )
+    assert len(answer.items) == 0  # the suggestion shows as ghost text instead
