@@ -128,21 +128,21 @@ class DiffillServer(LanguageServer):
         self.preparer.cancel(context.uri)
         window = context.window
         cached = self.cache.get(window.prefix, window.suffix)
-        timings = None
         if cached is not None and (len(cached) >= count or count == 1):
-            texts = completion.shown_texts(cached, context)
+            texts, timings = completion.shown_texts(cached, context), None
         else:
-            request, completer = (
-                completion.engine_request(context, self.settings, count),
-                self.engine.completer,
-            )
-            result = await self.worker.run_latest(
-                context.uri, lambda cancelled: completer.complete(request, cancelled)
-            )
-            texts, timings = completion.result_texts(result, context), result.timings
+            texts, timings = await self._run_model(context, count)
             self.cache.put(window.prefix, window.suffix, texts)
         self.stats.record((time.perf_counter() - started) * 1000, timings)
         return texts[:count]
+
+    async def _run_model(self, context: completion.CursorContext, count: int):
+        request = completion.engine_request(context, self.settings, count)
+        completer = self.engine.completer  # a reload must not swap it under a running request
+        result = await self.worker.run_latest(
+            context.uri, lambda cancelled: completer.complete(request, cancelled)
+        )
+        return completion.result_texts(result, context), result.timings
 
     def prepare_job(self, uri: str, edit_offset: int):
         """The pre-encoding for the window at `edit_offset`, built when the debounce fires."""
