@@ -82,11 +82,8 @@ async def test_huge_and_binary_documents_are_refused(client, ready):
     await _still_completes(client, ready)
 
 
-def _edit(version: int, line: int, column: int, insert: bool) -> types.DidChangeTextDocumentParams:
-    end = types.Position(line, column + (0 if insert else 1))
-    change = types.TextDocumentContentChangePartial(
-        range=types.Range(types.Position(line, column), end), text="x" if insert else ""
-    )
+def _edit(version: int, start: types.Position, end: types.Position, text: str):
+    change = types.TextDocumentContentChangePartial(range=types.Range(start, end), text=text)
     return types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(version=version, uri=URI),
         content_changes=[change],
@@ -96,19 +93,20 @@ def _edit(version: int, line: int, column: int, insert: bool) -> types.DidChange
 async def test_storm_of_edits_requests_and_cancels_leaves_nothing_behind(client, ready):
     await _still_completes(client, ready)  # a first run, so the model thread exists
     before = await status(client)
+    tail = ready.line + TRAIN_SUFFIX.count("\n")  # the empty last line, inside the suffix window
     answers = []
-    for i in range(200):  # type and delete an 'x' at the cursor: the text ends where it began
-        client.text_document_did_change(_edit(i + 2, ready.line, ready.character, i % 2 == 0))
-        msg_id = f"storm-{i}"
-        at = ready.character + (i % 2 == 0)
-        sent = client.protocol.send_request(INLINE, _params(ready.line, at), msg_id=msg_id)
+    for i in range(200):  # each edit makes a new context (no cache hits); the last undoes all
+        at, undo = types.Position(tail, i), types.Position(tail, 0)
+        edit = _edit(i + 2, undo, at, "") if i == 199 else _edit(i + 2, at, at, "z")
+        client.text_document_did_change(edit)
+        sent = client.protocol.send_request(INLINE, _params(ready.line, ready.character), f"s{i}")
         answers.append(asyncio.wrap_future(sent))  # sent now, in order with the edits
         if i % 3 == 0 and i < 199:
-            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"s{i}"))
     results = await asyncio.gather(*answers, return_exceptions=True)
     errors = [r for r in results if isinstance(r, Exception)]
     assert all(isinstance(e, JsonRpcRequestCancelled) for e in errors), errors[:3]
-    assert len(errors) >= 67  # at least the explicit cancels; superseded ones add to it
+    assert errors  # a burst of 200 outruns the model thread: older requests were cancelled
     last = results[-1]
     assert not isinstance(last, Exception) and [i.insert_text for i in last.items] == [TRAIN_MIDDLE]
     after = await status(client)
