@@ -51,10 +51,10 @@ class DiffillServer(LanguageServer):
         self.window_log_message(types.LogMessageParams(type=kind, message=f"diffill: {message}"))
 
     def warn(self, message: str) -> None:
+        self.log(message)
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Warning, message=f"diffill: {message}")
         )
-        self.log(message)
 
     def apply_settings(self, data: object) -> None:
         """Settings from the client (both paths), command-line overrides on top."""
