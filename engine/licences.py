@@ -6,6 +6,7 @@ training data can be audited. Only the METADATA headers and RECORD are read: che
 
 from __future__ import annotations
 
+import re
 from email.parser import HeaderParser
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def licence_family(metadata_text: str) -> str:
     fields += [c for c in headers.get_all("Classifier", []) if c.startswith("License ::")]
     text = " ".join(fields).lower()
     for keyword, family in FAMILIES:
-        if keyword in text:
+        if re.search(rf"\b{keyword}", text):  # word start: "mit" must not match "limited"
             return family
     return "unknown"
 

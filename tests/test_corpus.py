@@ -9,7 +9,7 @@ import pytest
 
 from diffill.cli import main
 from engine.corpus import Root, collect, split_of
-from engine.licences import site_packages_licences
+from engine.licences import licence_family, site_packages_licences
 
 FUNCTION = "def area(width, height):\n    return width * height\n"
 
@@ -122,3 +122,20 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
     assert "--root is not a folder" in capsys.readouterr().err
     assert main(["corpus", "--languages", "cobol", "--out", str(tmp_path / "m")]) == 2
     assert "unknown languages ['cobol']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("metadata", "family"),
+    [
+        ("License-Expression: Apache-2.0\n", "Apache"),
+        ("License: GNU Lesser General Public License v3\n", "LGPL"),
+        ("Classifier: License :: OSI Approved :: GNU General Public License (GPL)\n", "GPL"),
+        ("Classifier: License :: OSI Approved :: Python Software Foundation License\n", "PSF"),
+        ("License: GPLv3+\n", "GPL"),
+        ("License: Proprietary, limited use\n", "unknown"),
+    ],
+)
+def test_licence_family_reads_expression_licence_and_classifiers(
+    metadata: str, family: str
+) -> None:
+    assert licence_family("Name: pkg\n" + metadata) == family
