@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_model_arguments(parser)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
-    parser.add_argument("--limit", type=int, default=20, help="examples per span kind")
+    parser.add_argument("--limit", type=int, default=40, help="examples per span kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
