@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import sysconfig
 from collections import Counter
@@ -85,12 +87,21 @@ def _python_roots() -> list[Root]:
     return roots
 
 
-def _npm_root() -> list[str]:
-    candidates = ["/usr/lib/node_modules", "/usr/local/lib/node_modules"]
-    prefix = os.environ.get("NPM_CONFIG_PREFIX")
-    if prefix:
-        candidates.append(str(Path(prefix) / "lib" / "node_modules"))
-    return candidates
+def _npm_global_root() -> str | None:
+    """What `npm root -g` says (a local command; it reads npm's config, no network)."""
+    if not shutil.which("npm"):
+        return None
+    try:
+        done = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def _npm_roots() -> list[str]:
+    """Global node_modules folders: npm's own answer first, then the usual places."""
+    candidates = [_npm_global_root(), "/usr/lib/node_modules", "/usr/local/lib/node_modules"]
+    return list(dict.fromkeys(str(Path(c).resolve()) for c in candidates if c))
 
 
 def default_roots(languages: tuple[str, ...]) -> list[Root]:
@@ -101,7 +112,7 @@ def default_roots(languages: tuple[str, ...]) -> list[Root]:
         roots += [Root(p, native, "unknown") for p in ("/usr/include", "/usr/lib/gcc")]
     web = tuple(lang for lang in ("javascript", "typescript") if lang in languages)
     if web:
-        roots += [Root(p, web, "unknown") for p in _npm_root()]
+        roots += [Root(p, web, "unknown") for p in _npm_roots()]
     if "shell" in languages:
         roots += [Root(p, ("shell",), "unknown") for p in ("/usr/bin", "/usr/sbin", "/etc")]
     return [r for r in roots if Path(r.path).is_dir()]

@@ -193,7 +193,15 @@ def progress(state: dict, settings: TrainConfig) -> float:
     return max(by_steps, by_time)
 
 
-def train_step(compiled, optimizer, ids, roles, settings, generator, lr) -> dict:
+def train_step(
+    compiled: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ids: torch.Tensor,
+    roles: torch.Tensor,
+    settings: TrainConfig,
+    generator: torch.Generator,
+    lr: float,
+) -> dict:
     """One optimizer step; the returned losses stay tensors so the GPU is not synced."""
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -277,7 +285,8 @@ def loop(model, optimizer, loaders, settings: TrainConfig, state: dict, paths: d
         )
         window["tokens"] += ids.numel()
         if state["step"] % settings.log_every == 0:
-            log(paths["run_dir"], {**state, **record, **throughput(window)})
+            counters = {k: v for k, v in state.items() if k != "heldout_loss"}
+            log(paths["run_dir"], {**counters, **record, **throughput(window)})
             window = fresh_window()
         if state["step"] % settings.save_every == 0 or out_of_budget(state, settings):
             state["heldout_loss"] = estimate_loss(compiled, loaders[1], settings, device.type)

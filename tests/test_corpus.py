@@ -139,3 +139,23 @@ def test_licence_family_reads_expression_licence_and_classifiers(
     metadata: str, family: str
 ) -> None:
     assert licence_family("Name: pkg\n" + metadata) == family
+
+
+def test_other_languages_by_extension_standard_header_and_shebang(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    write(root, "include/c++/13/vector", "#pragma once\nnamespace std {}\n")
+    write(root, "include/stdio_like.h", "int put(int c);\n")
+    write(root, "lib/index.mjs", "export const one = 1;\n")
+    write(root, "lib/types.ts", "export type One = 1;\n")
+    write(root, "bin/tool", "#!/usr/bin/env bash\necho tool\n")
+    write(root, "bin/blob", b"\x7fELF\x02\x01")
+    manifest = manifest_of(root, tmp_path, "--languages", "c,cpp,javascript,typescript,shell")
+    languages = {Path(f["path"]).name: f["language"] for f in manifest["files"]}
+    assert languages == {
+        "vector": "cpp",
+        "stdio_like.h": "c",
+        "index.mjs": "javascript",
+        "types.ts": "typescript",
+        "tool": "shell",
+    }
+    assert names(manifest_of(root, tmp_path)) == set()  # python only by default
