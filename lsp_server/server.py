@@ -81,9 +81,10 @@ class DiffillServer(LanguageServer):
             self.engine.ready(completer)
             self.planner, self.cache = WindowPlanner(completer.count_tokens), CompletionCache()
             self.log(f"model ready: {completer.describe()}")
-        except DiffillError as exc:
-            self.engine.failed(str(exc))
-            self.warn(f"cannot load the model: {exc}")
+        except Exception as exc:  # the boundary: any load failure is a reason, not a dead server
+            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+            self.engine.failed(reason)
+            self.warn(f"cannot load the model: {reason}")
         finally:
             self._end_progress(progress, self.engine.error or "model ready")
 

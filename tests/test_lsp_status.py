@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from lsp_harness import (
     inline_params,
     lsp_fixture,
@@ -109,5 +111,17 @@ async def test_missing_model_fails_with_a_reason_and_the_server_stays_up(client,
     state = await status(client)
     assert state.state == "failed" and "nowhere" in state.error and "\n" not in state.error
     assert any("cannot load the model" in m.message for m in client.messages)
+    position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    assert len((await _complete(client, position)).items) == 0
+
+
+async def test_corrupt_weights_fail_with_the_file_named(client, tmp_path):
+    folder = tmp_path / "corrupt"
+    shutil.copytree(trained_model(), folder)
+    shard = sorted(folder.glob("model-*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated mid-header
+    await start(client, folder)
+    state = await status(client)
+    assert state.state == "failed" and shard.name in state.error and "\n" not in state.error
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     assert len((await _complete(client, position)).items) == 0
