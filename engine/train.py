@@ -231,6 +231,14 @@ def pick_device(name: str) -> str:
     return name
 
 
+def check_layout(settings: TrainConfig, config: ModelConfig) -> None:
+    if settings.seq_len % config.canvas_size or settings.seq_len > config.max_positions:
+        raise InputError(
+            f"seq_len {settings.seq_len} must be a multiple of canvas_size "
+            f"{config.canvas_size} and at most {config.max_positions}"
+        )
+
+
 def setup(settings: TrainConfig, tokenizer_path: Path, run_dir: Path, resume: bool):
     """The model, optimizer and counters: fresh, or continued from run_dir."""
     from engine.tokenizer import load_tokenizer
@@ -240,7 +248,9 @@ def setup(settings: TrainConfig, tokenizer_path: Path, run_dir: Path, resume: bo
     torch.set_num_threads(settings.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     vocab_size = load_tokenizer(tokenizer_path).get_vocab_size()
-    model = DiffusionFIM(model_preset(settings.model_preset, vocab_size=vocab_size)).to(device)
+    config = model_preset(settings.model_preset, vocab_size=vocab_size)
+    check_layout(settings, config)
+    model = DiffusionFIM(config).to(device)
     optimizer = make_optimizer(model, settings, device)
     state = {"step": 0, "tokens": 0, "elapsed_s": 0.0}
     if resume:

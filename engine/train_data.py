@@ -39,18 +39,21 @@ class ExampleStream(IterableDataset):
             return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
         while True:
+            produced = 0
             for path in rng.sample(self.paths, len(self.paths)):
                 text = _read(path)
-                if text:
-                    for ex in examples_from_text(text, encode, rng, self.per_file, **self.layout):
-                        yield ex.ids, ex.roles
+                for ex in examples_from_text(text, encode, rng, self.per_file, **self.layout):
+                    produced += 1
+                    yield ex.ids, ex.roles
+            if not produced:  # a whole pass and nothing fits: say so rather than spin
+                raise InputError(f"no FIM example fits {self.layout}; raise seq_len")
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):  # the machine changed since `diffill corpus`
-        return None
+        return ""
 
 
 def split_paths(manifest: dict, split: str) -> list[str]:

@@ -168,3 +168,20 @@ def test_overfit_tiny_model_reproduces_each_middle_through_the_diffusion_sampler
     for span in spans:
         request = CompletionRequest(prefix=span.prefix, suffix=span.suffix, mode="diffusion")
         assert completer.complete(request).text == span.middle
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seq-len", "60"], "seq_len 60 must be a multiple of canvas_size 8"),
+        (["--max-middle-tokens", "1"], "no FIM example fits"),
+        (["--t-min", "0"], "t_min must be in (0, 1)"),
+    ],
+)
+def test_impossible_settings_are_one_line_errors(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+) -> None:
+    tokenizer = corpus.parent / "tokenizer.json"
+    argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), *extra]) == 2
+    assert message in capsys.readouterr().err
