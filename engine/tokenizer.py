@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.corpus import load_manifest
 
     manifest = load_manifest(args.corpus)
+    if not any(entry["split"] == "train" for entry in manifest["files"]):
+        raise InputError(f"corpus {args.corpus} has no train files to learn a tokenizer from")
     if args.count_only:
         tokenizer = load_tokenizer(args.out)
         print(json.dumps({"tokenizer": str(args.out), "tokens": count_tokens(tokenizer, manifest)}))

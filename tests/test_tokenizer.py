@@ -92,3 +92,15 @@ def test_count_only_reports_tokens_per_split(trained: Path, capsys: pytest.Captu
     files = json.loads(manifest.read_text())["files"]
     expected = sum(len(tokenizer.encode(Path(f["path"]).read_text()).ids) for f in files)
     assert counts["train"] + counts["heldout"] == expected > 0
+
+
+def test_a_corpus_without_train_files_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "empty").mkdir()
+    manifest = tmp_path / "corpus.json"
+    assert main(["corpus", "--root", str(tmp_path / "empty"), "--out", str(manifest)]) == 0
+    assert main(["tokenizer", "--corpus", str(manifest), "--out", str(tmp_path / "t.json")]) == 2
+    assert "has no train files" in capsys.readouterr().err
+    assert main(["tokenizer", "--corpus", str(tmp_path / "nope.json")]) == 2
+    assert "corpus manifest not found" in capsys.readouterr().err
