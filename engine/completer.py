@@ -29,6 +29,7 @@ class CompletionRequest:
     num_candidates: int = 1
     temperature: float = 0.0  # 0 is greedy; alternatives beyond the first always sample
     seed: int = 0
+    single_line: bool = False  # mid-line: stop at the first line break, the rest is never shown
 
 
 @dataclass(frozen=True)

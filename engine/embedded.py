@@ -8,6 +8,7 @@ does that encoding ahead of time from the server's worker thread, hence the lock
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -137,6 +138,12 @@ class EmbeddedCompleter:
             self._ids, self._kv = ids, kv
         return kv, reused, (time.perf_counter() - start) * 1000
 
+    @functools.cache  # noqa: B019  # one completer per model, alive as long as the process
+    def line_break_ids(self) -> frozenset[int]:
+        """Tokens whose text holds a line break: where a single-line completion ends."""
+        vocab = range(self.tokenizer.get_vocab_size())
+        return frozenset(i for i in vocab if "\n" in self.tokenizer.decode([i]))
+
     def _settings(self, request: CompletionRequest) -> SamplerSettings:
         return SamplerSettings(
             canvas_size=self.config.canvas_size,
@@ -146,6 +153,7 @@ class EmbeddedCompleter:
             threshold=request.threshold,
             temperature=request.temperature,
             seed=request.seed,
+            stop_ids=self.line_break_ids() if request.single_line else frozenset(),
         )
 
 

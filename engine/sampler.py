@@ -46,6 +46,7 @@ class SamplerSettings:
     threshold: float = 0.9
     temperature: float = 0.0
     seed: int = 0
+    stop_ids: frozenset[int] = frozenset()  # tokens that end the gap like <eom> but are kept
 
     def steps_per_block(self) -> int:
         return max(1, self.max_steps or self.canvas_size)
@@ -103,6 +104,7 @@ class _BlockDecoder:
     ) -> None:
         self.runtime, self.settings, self.stats = runtime, settings, stats
         self.is_cancelled = is_cancelled
+        self.stop_ids = np.fromiter(settings.stop_ids, dtype=np.int64)
 
     def append(self, kv: np.ndarray, tokens: list[int]) -> np.ndarray:
         """Encode a finished block onto the cache so the next block sees it as context."""
@@ -133,10 +135,10 @@ class _BlockDecoder:
             for row, gen in enumerate(gens):
                 gen.steps += bool(open_[row].any())
             open_ &= ~chosen
-            close_after_eom(canvas, open_)
+            close_after_end(canvas, open_, self.stop_ids)
             step += 1
         for row, gen in enumerate(gens):
-            _record(gen, canvas[row], self.settings.max_tokens)
+            _record(gen, canvas[row], self.settings)
 
     def _denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
         self._check_cancelled()
@@ -197,19 +199,22 @@ def choose_confident(
     return chosen
 
 
-def close_after_eom(canvas: np.ndarray, open_: np.ndarray) -> None:
-    """Positions after a decoded <eom> are past the gap: fill them with <eom>, stop decoding."""
-    for row in np.flatnonzero((canvas == EOM_ID).any(axis=1)):
-        first = int(np.argmax(canvas[row] == EOM_ID))
+def close_after_end(canvas: np.ndarray, open_: np.ndarray, stop_ids: np.ndarray) -> None:
+    """Positions after a decoded <eom> or stop token (a line break, for single-line requests)
+    are past the gap: fill them with <eom> and stop decoding them."""
+    ends = (canvas == EOM_ID) | np.isin(canvas, stop_ids)  # (N, C)
+    for row in np.flatnonzero(ends.any(axis=1)):
+        first = int(np.argmax(ends[row]))
         canvas[row, first + 1 :] = EOM_ID
         open_[row, first + 1 :] = False
 
 
-def _record(gen: Generation, canvas_row: np.ndarray, max_tokens: int) -> None:
-    limit = min(len(canvas_row), max_tokens - len(gen.tokens))
+def _record(gen: Generation, canvas_row: np.ndarray, settings: SamplerSettings) -> None:
+    limit = min(len(canvas_row), settings.max_tokens - len(gen.tokens))
     block = [int(t) for t in canvas_row[:limit]]
     if EOM_ID in block:
         block = block[: block.index(EOM_ID)]
         gen.finished = True
+    gen.finished = gen.finished or not settings.stop_ids.isdisjoint(block)
     gen.tokens.extend(block)
     gen.last_block = block

@@ -63,6 +63,7 @@ def engine_request(context: CursorContext, settings: Settings, count: int) -> Co
         max_steps=m.steps or None,
         threshold=m.threshold,
         num_candidates=count,
+        single_line=context.post.mid_line,
     )
 
 

@@ -125,3 +125,23 @@ def test_sampling_is_seeded(untrained) -> None:
         for seed in (1, 1, 2)
     ]
     assert runs[0].tokens == runs[1].tokens != runs[2].tokens
+
+
+def test_single_line_stop_token_ends_the_gap_and_is_kept(untrained) -> None:
+    runtime, kv, _ = untrained
+    (free,), _ = generate(runtime, kv, _settings(runtime, mode="ar", max_tokens=32))
+    stop = free.tokens[3]
+    end = free.tokens.index(stop) + 1
+    settings = _settings(runtime, mode="ar", max_tokens=32, stop_ids=frozenset({stop}))
+    (gen,), _ = generate(runtime, kv, settings)
+    assert gen.tokens == free.tokens[:end]
+    assert gen.finished and gen.steps == end
+
+
+def test_diffusion_closes_positions_after_a_stop_token(untrained) -> None:
+    runtime, kv, _ = untrained
+    (free,), _ = generate(runtime, kv, _settings(runtime, max_tokens=32))
+    stops = frozenset(free.tokens[:4])
+    (gen,), _ = generate(runtime, kv, _settings(runtime, max_tokens=32, stop_ids=stops))
+    assert gen.finished
+    assert gen.tokens[-1] in stops and stops.isdisjoint(gen.tokens[:-1])
