@@ -1,6 +1,6 @@
-"""The diffill language server: inline completion, the completion-list fallback, settings,
-model loading with progress, and the `diffill/status` / `diffill.accepted` contract
-(shapes in lsp_server/status.py).
+"""The diffill language server: inline completion, the completion-list fallback, code actions
+(lsp_server/code_actions.py), settings, model loading with progress, and the `diffill/status` /
+`diffill.accepted` contract (shapes in lsp_server/status.py).
 
 `DiffillServer` holds the state (settings, the completer, the model thread, the cache); the
 handlers below only read the document, build the context with a plain function, ask the
@@ -18,7 +18,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from engine.errors import DiffillError
-from lsp_server import completion, convert
+from lsp_server import code_actions, completion, convert
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
@@ -145,6 +145,19 @@ class DiffillServer(LanguageServer):
         )
         return completion.result_texts(result, context), result.timings
 
+    async def code_action(self, document, offer: code_actions.Offer) -> types.CodeAction:
+        """The action with its edit, from the model on its thread; a newer code-action request
+        for the document cancels it, completions do not."""
+        completer = self.engine.completer
+        if completer is None:
+            raise DiffillError(f"the model is not ready ({self.engine.error or self.engine.state})")
+        gap = code_actions.gap(document, offer, completer.count_tokens, self.settings)
+        request = code_actions.engine_request(gap, self.settings)
+        result = await self.worker.run_latest(
+            f"{offer.uri} code action", lambda cancelled: completer.complete(request, cancelled)
+        )
+        return code_actions.action(document, offer, code_actions.replacement(result.text, gap))
+
     def prepare_job(self, uri: str, edit_offset: int):
         """The pre-encoding for the window at `edit_offset`, built when the debounce fires."""
 
@@ -248,6 +261,34 @@ async def completion_fallback(ls: DiffillServer, params: types.CompletionParams)
     context = completion.cursor_context(document, params.position, ls.planner, ls.settings)
     texts = await ls.texts(context, 1)
     return convert.completion_list(texts, document.uri, params.position)
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION, code_actions.OPTIONS)
+@lsp_errors(empty=list)
+async def code_action(ls: DiffillServer, params: types.CodeActionParams):
+    document = ls.document(params.text_document.uri)
+    offers = code_actions.offers(document, params.range, params.context.only)
+    if not offers or not ls.usable_for(document):
+        return []
+    if code_actions.resolves_lazily(ls.client_capabilities):
+        return [code_actions.action(document, offer) for offer in offers]
+    if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
+        return []  # a client without resolve would run the model on every cursor move
+    actions = [await ls.code_action(document, offer) for offer in offers]
+    return [action for action in actions if action.edit is not None]
+
+
+@server.feature(types.CODE_ACTION_RESOLVE)
+@lsp_errors(empty=code_actions.no_edit)
+async def resolve_code_action(ls: DiffillServer, params: types.CodeAction):
+    offer = code_actions.offer_from(params.data)
+    document = ls.document(offer.uri)
+    code_actions.check_current(document, offer)
+    action = await ls.code_action(document, offer)
+    if action.edit is None:
+        ls.warn(f"{action.title}: the model proposed no change")
+        action.edit = types.WorkspaceEdit(changes={})
+    return action
 
 
 @server.command(ACCEPTED_COMMAND)
