@@ -48,4 +48,4 @@ def test_protocol_against_the_real_server(node_modules, server_cmd):
     env = {**os.environ, "DIFFILL_SERVER": server_cmd[0]}
     run = npm("test", env=env)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert "# pass 1" in run.stdout and "# fail 0" in run.stdout
+    assert "# pass 2" in run.stdout and "# fail 0" in run.stdout

@@ -4,6 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import {
+  ClientCapabilities,
+  CompletionItem,
   CompletionRequest,
   createProtocolConnection,
   ExecuteCommandRequest,
@@ -19,6 +21,7 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
   DidOpenTextDocumentNotification,
+  TextEdit,
 } from "vscode-languageserver-protocol/node";
 import type { Status } from "../src/statusBar";
 
@@ -47,7 +50,13 @@ async function ready(connection: ProtocolConnection): Promise<Status> {
   }
 }
 
-function startServer(): { connection: ProtocolConnection; exited: Promise<number | null> } {
+interface Server {
+  connection: ProtocolConnection;
+  exited: Promise<number | null>;
+  kill: () => void;
+}
+
+function startServer(): Server {
   const command = process.env.DIFFILL_SERVER ?? "diffill";
   const server = spawn(command, ["lsp"], { stdio: ["pipe", "pipe", "inherit"] });
   const exited = new Promise<number | null>((resolve) => server.on("exit", resolve));
@@ -56,14 +65,29 @@ function startServer(): { connection: ProtocolConnection; exited: Promise<number
     new StreamMessageWriter(server.stdin),
   );
   connection.listen();
-  return { connection, exited };
+  return { connection, exited, kill: () => server.kill() };
 }
 
-async function initialize(connection: ProtocolConnection): Promise<void> {
+/** Run `body` against a fresh server; shut it down cleanly, or kill it if `body` failed. */
+async function withServer(capabilities: ClientCapabilities, body: (c: ProtocolConnection) => Promise<void>) {
+  const { connection, exited, kill } = startServer();
+  try {
+    await initialize(connection, capabilities);
+    await body(connection);
+    await connection.sendRequest(ShutdownRequest.type);
+    await connection.sendNotification(ExitNotification.type);
+    assert.equal(await exited, 0, "the server exits with 0 after shutdown + exit");
+  } finally {
+    connection.dispose();
+    kill();
+  }
+}
+
+async function initialize(connection: ProtocolConnection, capabilities: ClientCapabilities): Promise<void> {
   const init = await connection.sendRequest(InitializeRequest.type, {
     processId: process.pid,
     rootUri: null,
-    capabilities: { textDocument: { inlineCompletion: {}, completion: {} } },
+    capabilities,
     initializationOptions: { alternatives: ALTERNATIVES },
   });
   assert.ok(init.capabilities.inlineCompletionProvider, "inlineCompletionProvider advertised");
@@ -84,33 +108,41 @@ async function inline(
   }));
 }
 
-void test("initialize, open, inline completion, completion, accept, shutdown", async () => {
-  const { connection, exited } = startServer();
-  await initialize(connection);
-
-  const automatic = await inline(connection, InlineCompletionTriggerKind.Automatic);
-  assert.equal(automatic.length, 1, "Automatic trigger: one item");
-  const [item] = automatic;
-  assert.equal(typeof item.insertText, "string");
-  assert.match(item.insertText as string, /\S/);
-  assert.equal(item.command?.command, "diffill.accepted");
-  const invoked = await inline(connection, InlineCompletionTriggerKind.Invoked);
-  assert.ok(invoked.length >= 1 && invoked.length <= ALTERNATIVES, `Invoked: ${invoked.length} items`);
-
-  const before = (await status(connection)).accepted ?? 0;
-  await connection.sendRequest(ExecuteCommandRequest.type, {
-    command: item.command.command, arguments: item.command.arguments,
-  });
-  assert.equal((await status(connection)).accepted, before + 1, "diffill.accepted counted");
-
-  const completion = await connection.sendRequest(CompletionRequest.type, {
+async function completionItems(connection: ProtocolConnection): Promise<CompletionItem[]> {
+  const result = await connection.sendRequest(CompletionRequest.type, {
     textDocument: { uri: URI }, position: END,
   });
-  const completions = completion === null ? [] : Array.isArray(completion) ? completion : completion.items;
-  assert.ok(completions.length >= 1, "textDocument/completion fallback answers");
+  return result === null ? [] : Array.isArray(result) ? result : result.items;
+}
 
-  await connection.sendRequest(ShutdownRequest.type);
-  await connection.sendNotification(ExitNotification.type);
-  assert.equal(await exited, 0);
-  connection.dispose();
+void test("an inline-capable client (like VS Code): inline items, accept count, no list", async () => {
+  await withServer({ textDocument: { inlineCompletion: {}, completion: {} } }, async (connection) => {
+    const automatic = await inline(connection, InlineCompletionTriggerKind.Automatic);
+    assert.equal(automatic.length, 1, "Automatic trigger: one item");
+    const [item] = automatic;
+    assert.equal(typeof item.insertText, "string");
+    assert.match(item.insertText as string, /\S/);
+    assert.equal(item.command?.command, "diffill.accepted");
+    const invoked = await inline(connection, InlineCompletionTriggerKind.Invoked);
+    assert.ok(invoked.length >= 1 && invoked.length <= ALTERNATIVES, `Invoked: ${invoked.length} items`);
+
+    const before = (await status(connection)).accepted ?? 0;
+    await connection.sendRequest(ExecuteCommandRequest.type, {
+      command: item.command.command, arguments: item.command.arguments,
+    });
+    assert.equal((await status(connection)).accepted, before + 1, "diffill.accepted counted");
+    // The ghost text already shows the suggestion: the completion list must not repeat it.
+    assert.deepEqual(await completionItems(connection), []);
+  });
+});
+
+void test("a client without inline completion gets the completion-list fallback", async () => {
+  await withServer({ textDocument: { completion: {} } }, async (connection) => {
+    const items = await completionItems(connection);
+    assert.equal(items.length, 1);
+    const edit = items[0].textEdit as TextEdit;
+    assert.match(edit.newText, /\S/);
+    assert.deepEqual(edit.range.start, END);
+    assert.equal(items[0].command?.command, "diffill.accepted");
+  });
 });
