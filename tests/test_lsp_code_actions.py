@@ -3,15 +3,29 @@ rewrite a selection, fill a placeholder function body."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from lsp_harness import DIFFILL, capabilities, lsp_fixture, serving_model, trained_model
+from lsp_harness import (
+    DIFFILL,
+    capabilities,
+    inline_params,
+    lsp_fixture,
+    serving_model,
+    status,
+    trained_model,
+)
 from lsp_harness import wait_loaded as wait_for_model
 from lsprotocol import types
-from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcContentModified,
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcRequestCancelled,
+)
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
 
@@ -28,7 +42,9 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-async def start(client: LanguageClient, model: Path, resolve: bool) -> types.InitializeResult:
+async def start(
+    client: LanguageClient, model: Path, resolve: bool, **model_settings: object
+) -> types.InitializeResult:
     """Initialize as a client that resolves code actions lazily, or one that does not."""
     caps = capabilities()
     caps.text_document.code_action = types.CodeActionClientCapabilities(
@@ -39,7 +55,8 @@ async def start(client: LanguageClient, model: Path, resolve: bool) -> types.Ini
     )
     result = await client.initialize_session(
         types.InitializeParams(
-            capabilities=caps, initialization_options={"model": {"path": str(model)}}
+            capabilities=caps,
+            initialization_options={"model": {"path": str(model), **model_settings}},
         )
     )
     await wait_for_model(client)
@@ -204,3 +221,31 @@ async def test_no_actions_while_the_model_loads(client):
     open_text(client, STUB)
     assert await actions(client, span(STUB, "values")) == []
     await wait_for_model(client)
+
+
+def _send(client: LanguageClient, method: str, params: object, msg_id: str):
+    """Send now (pytest-lsp's async variant would send only once awaited)."""
+    return asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
+
+
+async def test_cancel_stops_a_resolve_and_completions_run_beside_actions(client):
+    """Random weights in `ar` mode never stop early: a 64-token run is still going when
+    the cancel lands."""
+    await start(client, trained_model(0), resolve=True, mode="ar", maxTokens=64)
+    open_text(client, STUB)
+    [listed] = await actions(client, types.Range(*[span(STUB, "pass").start] * 2))
+    running = _send(client, types.CODE_ACTION_RESOLVE, listed, "fill")
+    assert (await status(client)).pending == 1  # the run has started on the model thread
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="fill"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await running
+    resolving = _send(client, types.CODE_ACTION_RESOLVE, listed, "again")
+    completing = _send(
+        client,
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        inline_params(URI, span(STUB, "pass").end),
+        "inline",
+    )
+    resolved, completed = await asyncio.gather(resolving, completing)
+    assert resolved.edit is not None and completed.items is not None
+    assert (await status(client)).stoppedRuns == 1
