@@ -18,7 +18,8 @@ from pathlib import Path
 import pynvim
 
 PLUGIN = Path(__file__).resolve().parents[1]
-SAMPLE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    "
+# Blank lines after the cursor line: TOhtml draws virtual lines only above an existing line.
+SAMPLE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n\n"
 TYPED = "ret"
 READY = (
     "return (function() local c = require('diffill').client()"
@@ -50,8 +51,9 @@ def ghost_html(folder: Path) -> Path:
     nvim.exec_lua("require('diffill').setup({cmd = {...}})", server, "lsp")
     (folder / "sample.py").write_text(SAMPLE)
     nvim.command(f"edit {folder / 'sample.py'}")
+    nvim.command("set termguicolors")  # TOhtml takes the GUI colours of the default scheme
     poll(nvim, READY)
-    nvim.command("normal! G$")
+    nvim.command("normal! 6G$")
     nvim.input("A" + TYPED)
     poll(nvim, HAS_GHOST)
     page = folder / "ghost.html"
