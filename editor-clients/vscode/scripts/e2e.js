@@ -30,7 +30,7 @@ const log = (msg) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}
 
 function prepare(opt) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "diffill-e2e-"));
-  const dirs = { user: path.join(root, "user"), ext: path.join(root, "ext"), ws: path.join(root, "ws") };
+  const dirs = { root, user: path.join(root, "user"), ext: path.join(root, "ext"), ws: path.join(root, "ws") };
   fs.mkdirSync(path.join(dirs.user, "User"), { recursive: true });
   fs.mkdirSync(dirs.ws);
   fs.writeFileSync(path.join(dirs.ws, "sample.py"), SAMPLE);
@@ -177,6 +177,7 @@ async function main() {
     await browser.close();
     server.proc.kill();
   }
+  fs.rmSync(dirs.root, { recursive: true, force: true }); // kept on failure, for its logs
 }
 
 main().catch((error) => {
