@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
+from typing import NoReturn
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError
@@ -80,8 +81,7 @@ def offers(
     found = [Offer("rewrite", document.uri, document.version, start, end)] if end > start else []
     placeholder = find_placeholder(document.source, start) if _is_python(document) else None
     if placeholder is not None:
-        p = placeholder
-        found.append(Offer("fill", document.uri, document.version, p.start, p.end, p.lead))
+        found.append(Offer("fill", document.uri, document.version, *astuple(placeholder)))
     return found
 
 
@@ -110,7 +110,8 @@ def resolves_lazily(capabilities: types.ClientCapabilities) -> bool:
 def gap(
     document: TextDocument, offer: Offer, count_tokens: Callable[[str], int], settings: Settings
 ) -> Gap:
-    """The token-budgeted window around the replaced text, as if it were already removed."""
+    """The token-budgeted window around the replaced text, as if it were already removed;
+    InputError for a selection longer than the model may write (the rest would be lost)."""
     source = document.source
     text = source[: offer.start] + offer.lead + source[offer.end :]
     c = settings.context
@@ -121,7 +122,13 @@ def gap(
         rules, tokens = RULES, limit
     else:
         rules = rewrite_rules(replaced, Context(window.prefix, window.suffix))
-        tokens = min(limit, max(MIN_TOKENS, math.ceil(count_tokens(replaced) * GROWTH)))
+        size = count_tokens(replaced)
+        if size > limit:
+            raise InputError(
+                f"the selection is {size} tokens, over the {limit} the model may write "
+                "(setting model.maxTokens): select less"
+            )
+        tokens = min(limit, max(MIN_TOKENS, math.ceil(size * GROWTH)))
     return Gap(window.prefix, window.suffix, replaced, tokens, rules, document.language_id or "")
 
 
@@ -205,7 +212,7 @@ def check_current(document: TextDocument, offer: Offer) -> None:
         raise InputError(f"codeAction/resolve: offsets past the end of {offer.uri}")
 
 
-def no_edit() -> types.CodeAction:
+def no_edit() -> NoReturn:
     """The answer to a resolve whose model run failed: an error the client shows, since a
     resolve must return an action and an action without its edit would do nothing."""
     raise JsonRpcInternalError("diffill could not compute this edit; the reason is in its log")

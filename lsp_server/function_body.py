@@ -88,7 +88,8 @@ def _placeholder(lines: list[str], top: int, count: int) -> Placeholder | None:
         doc = body[0]
         return _after(lines, shift + doc.lineno, shift + doc.end_lineno, doc.col_offset)
     if len(body) <= 2 and _is_stub(body[-1]) and (len(body) == 1 or _is_docstring(body[0])):
-        return _replacing(lines, shift + body[-1].lineno, shift + body[-1].end_lineno)
+        stub = body[-1]
+        return _replacing(lines, shift + stub.lineno, shift + stub.end_lineno, stub.col_offset)
     return None
 
 
@@ -117,14 +118,13 @@ def _content_end(lines: list[str], row: int) -> int:
     return _start(lines, row) + len(lines[row].rstrip("\r\n"))
 
 
-def _replacing(lines: list[str], first: int, last: int) -> Placeholder | None:
+def _replacing(lines: list[str], first: int, last: int, column: int) -> Placeholder | None:
     """The stub statement on rows first..last, from its first character to the end of its
-    last line (a trailing `# TODO` goes with it); None when code precedes it on its line."""
-    line = lines[first]
-    indent = len(line) - len(line.lstrip(" \t"))
-    if line[:indent].strip(" \t"):
+    last line (a trailing `# TODO` goes with it); None when code precedes it on its line
+    (`column` counts bytes, but when only indentation precedes it, that is ASCII)."""
+    if lines[first][:column].strip(" \t"):
         return None
-    return Placeholder(_start(lines, first) + indent, _content_end(lines, last), "")
+    return Placeholder(_start(lines, first) + column, _content_end(lines, last), "")
 
 
 def _after(lines: list[str], first: int, last: int, column: int) -> Placeholder | None:

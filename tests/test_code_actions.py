@@ -52,6 +52,7 @@ PLACEHOLDERS = {
     "crlf line breaks": 'def f():\r\n    """Doc."""║├┤\r\n\r\nx = 1\r\n',
     "a decorated function": "@cache\ndef f(x):\n    ║├...┤\n",
     "a stub longer than the scan": 'def f():\n    """' + "line\n" * 250 + '"""\n    ║pass\n',
+    "a stub after the docstring on its line": 'def f():\n    """Doc."""; ║pass\n',
     "a real body": "def f():\n    x = ║1\n    pass\n",
     "a one-line function": "def f(): ║pass\n",
     "a blank line after the stub": "def f():\n    pass\n║\nx = 1\n",
@@ -151,8 +152,12 @@ def test_rewrite_gap_is_the_text_around_the_selection(count_tokens):
     gap = code_actions.gap(_document(text), offer, count_tokens, Settings())
     assert (gap.prefix, gap.suffix, gap.replaced) == (text[:start], text[offer.end :], selected)
     assert gap.max_tokens == max(8, -(-count_tokens(selected) * 3 // 2))
-    capped = Settings(model=ModelSettings(max_tokens=4))
-    assert code_actions.gap(_document(text), offer, count_tokens, capped).max_tokens == 4
+    size = count_tokens(selected)
+    capped = Settings(model=ModelSettings(max_tokens=size))
+    assert code_actions.gap(_document(text), offer, count_tokens, capped).max_tokens == size
+    short = Settings(model=ModelSettings(max_tokens=size - 1))
+    with pytest.raises(InputError, match=f"the selection is {size} tokens, over the {size - 1}"):
+        code_actions.gap(_document(text), offer, count_tokens, short)
 
 
 def test_fill_gap_puts_the_body_after_a_lone_docstring(count_tokens):

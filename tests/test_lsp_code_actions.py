@@ -220,7 +220,10 @@ async def test_no_actions_while_the_model_loads(client):
     )
     open_text(client, STUB)
     assert await actions(client, span(STUB, "values")) == []
+    assert (await status(client)).state == "loading"
     await wait_for_model(client)
+    ready = await actions(client, span(STUB, "values"))
+    assert FILL in [action.title for action in ready]  # computed at once: no resolve support
 
 
 def _send(client: LanguageClient, method: str, params: object, msg_id: str):
