@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -22,9 +23,22 @@ pytestmark = pytest.mark.skipif(
 
 
 def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [NPM or "npm", *args], cwd=VSCODE, env=env, capture_output=True, text=True, timeout=600
-    )
+    """Run npm in its own process group, so a timeout also stops node and the server."""
+    with subprocess.Popen(
+        [NPM or "npm", *args],
+        cwd=VSCODE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ const URI = "file:///tmp/diffill-protocol-test/sample.py";
 const TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    ret";
 const END = { line: 5, character: 7 };
 const ALTERNATIVES = 2;
+const LIMIT = { timeout: 240_000 }; // fail instead of hanging; the first model load is slow
 
 function itemsOf(result: InlineCompletionList | InlineCompletionItem[] | null): InlineCompletionItem[] {
   return result === null ? [] : Array.isArray(result) ? result : result.items;
@@ -115,7 +116,7 @@ async function completionItems(connection: ProtocolConnection): Promise<Completi
   return result === null ? [] : Array.isArray(result) ? result : result.items;
 }
 
-void test("an inline-capable client (like VS Code): inline items, accept count, no list", async () => {
+void test("an inline-capable client (like VS Code): inline items, accept count, no list", LIMIT, async () => {
   await withServer({ textDocument: { inlineCompletion: {}, completion: {} } }, async (connection) => {
     const automatic = await inline(connection, InlineCompletionTriggerKind.Automatic);
     assert.equal(automatic.length, 1, "Automatic trigger: one item");
@@ -136,7 +137,7 @@ void test("an inline-capable client (like VS Code): inline items, accept count, 
   });
 });
 
-void test("a client without inline completion gets the completion-list fallback", async () => {
+void test("a client without inline completion gets the completion-list fallback", LIMIT, async () => {
   await withServer({ textDocument: { completion: {} } }, async (connection) => {
     const items = await completionItems(connection);
     assert.equal(items.length, 1);
