@@ -145,7 +145,7 @@ class DiffillServer(LanguageServer):
         )
         return completion.result_texts(result, context), result.timings
 
-    async def code_action(self, document, offer: code_actions.Offer) -> types.CodeAction:
+    async def filled_action(self, document, offer: code_actions.Offer) -> types.CodeAction:
         """The action with its edit, from the model on its thread; a newer code-action request
         for the document cancels it, completions do not."""
         completer = self.engine.completer
@@ -274,7 +274,7 @@ async def code_action(ls: DiffillServer, params: types.CodeActionParams):
         return [code_actions.action(document, offer) for offer in offers]
     if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
         return []  # a client without resolve would run the model on every cursor move
-    actions = [await ls.code_action(document, offer) for offer in offers]
+    actions = [await ls.filled_action(document, offer) for offer in offers]
     return [action for action in actions if action.edit is not None]
 
 
@@ -284,7 +284,7 @@ async def resolve_code_action(ls: DiffillServer, params: types.CodeAction):
     offer = code_actions.offer_from(params.data)
     document = ls.document(offer.uri)
     code_actions.check_current(document, offer)
-    action = await ls.code_action(document, offer)
+    action = await ls.filled_action(document, offer)
     if action.edit is None:
         ls.warn(f"{action.title}: the model proposed no change")
         action.edit = types.WorkspaceEdit(changes={})

@@ -150,6 +150,18 @@ async def test_rewrite_that_changes_nothing_is_not_offered(client):
     assert await actions(client, span(text, TRAIN_MIDDLE)) == []
 
 
+async def test_resolved_rewrite_that_changes_nothing_edits_nothing_and_says_so(client):
+    await start(client, trained_model(), resolve=True)
+    text = TRAIN_PREFIX + TRAIN_MIDDLE + TRAIN_SUFFIX
+    open_text(client, text)
+    [listed] = await actions(client, span(text, TRAIN_MIDDLE))
+    resolved = await client.code_action_resolve_async(listed)
+    assert resolved.title == REWRITE and not resolved.edit.changes
+    assert [m.message for m in client.messages] == [
+        f"diffill: {REWRITE}: the model proposed no change"
+    ]
+
+
 async def test_placeholder_body_is_filled_by_the_embedded_model(client):
     await start(client, serving_model(), resolve=True)
     open_text(client, STUB)
