@@ -1,11 +1,13 @@
-# The two set-up commands of the README: `make demo` and `make test`.
+# The two set-up commands of the README are `make demo` and `make test`; the rest are the
+# pipeline's steps, named so the README can point at them.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # This machine kind has a local CPU wheel of exactly this version; elsewhere see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint test-vscode corpus tokenizer train-default export eval \
+	bench-engine bench-lsp bench-family gpu-run gpu-run-smoke clean
 
 $(BIN)/diffill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,41 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest
+
+# VS Code as code-server driven by headless Chromium (installs ~1 GB once into ~/.cache/diffill).
+test-vscode: install
+	DIFFILL_SERVER=$(abspath $(BIN))/diffill editor-clients/vscode/scripts/e2e.sh
+
+corpus: install
+	$(BIN)/diffill corpus --out data/corpus.json
+
+tokenizer: corpus
+	$(BIN)/diffill tokenizer --corpus data/corpus.json --out models/tokenizer.json
+
+train-default: corpus
+	$(BIN)/diffill train --preset default --max-minutes 25 --out runs/default-model
+
+export: install
+	$(BIN)/diffill export
+
+eval: install
+	$(BIN)/diffill eval
+
+bench-engine: install
+	$(BIN)/diffill bench engine
+
+bench-lsp: corpus
+	$(BIN)/diffill bench lsp --out BENCHMARKS-lsp.md
+
+bench-family: install
+	$(BIN)/diffill bench family
+
+# One call on a lent GPU machine: corpus, gpu preset in bf16, eval, shards into $OUT.
+gpu-run:
+	scripts/gpu_run.sh
+
+gpu-run-smoke: install
+	PATH=$(abspath $(BIN)):$$PATH PRESET=tiny MAX_MINUTES=0.5 EVAL_LIMIT=2 scripts/gpu_run.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -86,6 +86,7 @@ class EmbeddedCompleter:
         from engine.loading import parameter_count
 
         info: dict[str, object] = {
+            "name": self.folder.name if self.folder else "diffill",
             "model": str(self.folder) if self.folder else None,
             "runtime": self.runtime.name,
             "canvas_size": self.config.canvas_size,

@@ -14,6 +14,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--runtime", choices=("auto", "onnx", "torch"), help="overrides the model.runtime setting"
     )
     parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="accepted for clients that always pass it; stdio is the only transport",
+    )
+    parser.add_argument(
         "--log-level", default="WARNING", help="Python log level for stderr (default WARNING)"
     )
 

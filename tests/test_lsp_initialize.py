@@ -17,7 +17,9 @@ async def client(lsp_client: LanguageClient):
 
 
 @pytest_lsp.fixture(
-    config=pytest_lsp.ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server"])
+    config=pytest_lsp.ClientServerConfig(
+        server_command=[sys.executable, "-m", "lsp_server", "--stdio"]
+    )
 )
 async def module_client(lsp_client: LanguageClient):
     yield
