@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 $(BIN)/diffill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@
 
