@@ -31,6 +31,7 @@ from engine.tokens import MIDDLE_ID, PREFIX_ID, SUFFIX_ID
 
 MAX_CANDIDATES = 64  # the denoise graph's largest batch
 CHARS_PER_TOKEN_BOUND = 16  # code averages ~3.4 chars a token: a window this wide never runs short
+ENCODE_CHUNK = 256  # context tokens per encode call: caps the attention buffers' peak memory
 SUFFIX_SHARE = 4  # the suffix keeps at least 1/SUFFIX_SHARE of the budget when both are long
 
 
@@ -134,8 +135,9 @@ class EmbeddedCompleter:
             kv = self._kv
             if reused < len(self._ids):  # one copy here, not a strided cache in every step
                 kv = np.ascontiguousarray(self._kv[:, :, :, :, :reused])
-            if reused < len(ids):
-                kv = self.runtime.encode(np.asarray([ids[reused:]], dtype=np.int64), kv)
+            for begin in range(reused, len(ids), ENCODE_CHUNK):
+                chunk = np.asarray([ids[begin : begin + ENCODE_CHUNK]], dtype=np.int64)
+                kv = self.runtime.encode(chunk, kv)
             self._ids, self._kv = ids, kv
         return kv, reused, (time.perf_counter() - start) * 1000
 

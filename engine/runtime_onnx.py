@@ -136,6 +136,8 @@ def _open_session(path: Path, providers: list[str], threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False  # the arena keeps peak attention buffers for life
+    options.enable_mem_pattern = False  # a pattern per input shape: every context length adds one
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # Idle threads sleep instead of spinning: the editor shares these cores, and on a busy
