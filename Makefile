@@ -51,7 +51,7 @@ bench-engine: install
 	$(BIN)/diffill bench engine
 
 bench-lsp: corpus
-	$(BIN)/diffill bench lsp --out BENCHMARKS-lsp.md
+	$(BIN)/diffill bench lsp --files 12 --positions 12
 
 bench-family: install
 	$(BIN)/diffill bench family

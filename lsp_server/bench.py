@@ -4,9 +4,11 @@ It starts `diffill lsp` as a subprocess, drives it over stdio with pygls's clien
 typing sessions over held-out files (never seen in training):
 
 - cold: jump to a new position in a file with a full context window and ask at once;
-- warm: type the rest of that line a keystroke at a time (`didChange` each), and ask after
-  each pause, once the client's debounce has passed (the server pre-encodes meanwhile);
-- multi: at the first line of a function body, ask for a block of up to 64 tokens.
+- warm: retype the first half of a code line a keystroke at a time (`didChange` each) while
+  its second half stays after the cursor, and ask after each word, once the client's debounce
+  has passed (the server pre-encodes meanwhile). Code follows the cursor on its line, so
+  these are single-line completions;
+- multi: on an empty line that starts a function body, ask for a block of up to 64 tokens.
 
 Each configuration (mode x runtime) gets its own server, so their figures come from one run
 on one machine. Results go to BENCHMARKS.md (table, machine, command) and a PNG plot.
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import sys
 import time
@@ -33,11 +36,13 @@ from engine.checkpoint import TOKENIZER_FILE, load_config
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models"
 WORD_BREAKS = set(" (),.:=[]{}")
+SECTION_START = "<!-- diffill bench lsp: start -->"
+SECTION_END = "<!-- diffill bench lsp: end -->"
 
 
 @dataclass(frozen=True)
 class Position:
-    """A place to type at: the text before the line's rest, the rest to type, the suffix."""
+    """A place to type at: the text before the cursor, the text to type there, the text after."""
 
     path: str
     before: str
@@ -65,17 +70,26 @@ def pick_positions(
         for i, line in enumerate(lines[:-1]):
             code = line.strip()
             indent = line[: len(line) - len(line.lstrip())]
-            before, after = "".join(lines[:i]) + indent, "".join(lines[i + 1 :])
+            before, after = "".join(lines[:i]) + indent, "\n" + "".join(lines[i + 1 :])
             if code.startswith("def ") and code.endswith(":") and lines[i + 1].strip():
                 body = lines[i + 1]
                 body_indent = body[: len(body) - len(body.lstrip())]
                 text_before = "".join(lines[: i + 1]) + body_indent
-                multis.append(Position(str(path), text_before, "", "".join(lines[i + 2 :])))
+                multis.append(Position(str(path), text_before, "", "\n" + "".join(lines[i + 2 :])))
             elif 16 <= len(code) <= 80 and not code.startswith(("#", '"', "'")) and i > 40:
-                singles.append(Position(str(path), before, code, after))
+                cut = half_line_cut(code)
+                if cut:
+                    singles.append(Position(str(path), before, code[:cut], code[cut:] + after))
     rng.shuffle(singles)
     rng.shuffle(multis)
     return singles[:count], multis[:count]
+
+
+def half_line_cut(code: str) -> int | None:
+    """Where to split a line so the second half, with code in it, stays after the cursor."""
+    cuts = [i + 1 for i, ch in enumerate(code) if ch in " (" and re.search(r"\w", code[i + 1 :])]
+    cuts = [cut for cut in cuts if cut >= 4]
+    return min(cuts, key=lambda cut: abs(cut - len(code) / 2)) if cuts else None
 
 
 def held_out_files(manifest_path: Path, limit: int) -> list[Path]:
@@ -169,7 +183,7 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
     """Cold request at each position, then warm requests while typing the line."""
     out = []
     for pos in positions:
-        await session.open(pos.before + "\n" + pos.after)
+        await session.open(pos.before + pos.after)
         cursor = end_position(pos.before)
         latency, text = await session.ask(cursor)
         out.append(("cold", latency, count(text)))
@@ -187,7 +201,7 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
 async def run_multis(session: Session, positions: list[Position], debounce: float, count) -> list:
     out = []
     for pos in positions:
-        await session.open(pos.before + "\n" + pos.after)
+        await session.open(pos.before + pos.after)
         await asyncio.sleep(debounce)
         latency, text = await session.ask(end_position(pos.before))
         out.append(("multi", latency, count(text)))
@@ -285,11 +299,15 @@ def markdown(rows: list[dict], command: str, note: str) -> str:
             f"{r['rss_mb']:.0f} |"
         )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    return (
-        f"## `diffill bench lsp`\n\nCommand: `{command}`\n\nMachine: {machine}\n\n"
-        + "\n".join(lines)
-        + f"\n\n{note}\n"
-    )
+    return f"Command: `{command}`\n\nMachine: {machine}\n\n" + "\n".join(lines) + f"\n\n{note}\n"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Put `text` between this benchmark's markers in `path`, keeping the rest of the file."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    head, found, rest = old.partition(SECTION_START)
+    tail = rest.partition(SECTION_END)[2] if found else "\n"
+    path.write_text(f"{head.rstrip()}\n\n{SECTION_START}\n{text}{SECTION_END}\n{tail.lstrip()}")
 
 
 def plot(samples: list[Sample], path: Path) -> None:
@@ -320,9 +338,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positions", type=int, default=6, help="positions per scenario")
     parser.add_argument("--modes", default="diffusion,ar")
     parser.add_argument("--runtimes", default="onnx,torch")
+    parser.add_argument("--steps", type=int, default=0, help="model.steps; 0: the server default")
     parser.add_argument("--debounce-ms", type=float, default=150.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS-lsp.md"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("BENCHMARKS.md"), help="its section is replaced"
+    )
     parser.add_argument("--plot", type=Path, default=Path("docs/img/bench-lsp.png"))
 
 
@@ -341,7 +362,8 @@ def run(args: argparse.Namespace) -> int:
     for runtime in args.runtimes.split(","):
         for mode in args.modes.split(","):
             name = f"{mode}/{runtime}"
-            options = {"model": {"path": str(args.model), "runtime": runtime, "mode": mode}}
+            model = {"path": str(args.model), "runtime": runtime, "mode": mode, "steps": args.steps}
+            options = {"model": model}
             got, rss[name] = asyncio.run(
                 bench_config(name, options, singles, multis, args.debounce_ms / 1000, count)
             )
@@ -350,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
     rows = summarize(samples, rss)
     command = "diffill bench lsp " + " ".join(sys.argv[3:])
     text = markdown(rows, command.strip(), floor_note(args.model, 1024))
-    args.out.write_text(text)
+    write_section(args.out, text)
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     plot(samples, args.plot)
     print(text)
