@@ -54,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=40, help="examples per span kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=0, help="steps per block; 0: canvas size")
     parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
     parser.add_argument("--suffix-chars", type=int, default=1000, help="context kept after")
     parser.add_argument("--json", action="store_true")
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     examples = heldout_examples(manifest, args.limit, args.seed)
     examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
     completer = open_completer(args.model, args.runtime, args.device, args.threads)
-    rows = score_rows(examples, answer_all(completer, examples, args.max_tokens))
+    answers = answer_all(completer, examples, args.max_tokens, args.steps or None)
+    rows = score_rows(examples, answers)
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
 
@@ -124,14 +126,14 @@ def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
 
 
 def answer_all(
-    completer: Completer, examples: list[Example], max_tokens: int
+    completer: Completer, examples: list[Example], max_tokens: int, max_steps: int | None = None
 ) -> dict[str, list[Answer]]:
     """Every answer source's answer to every example; both modes share one context encode."""
     answers: dict[str, list[Answer]] = {name: [] for name in (*MODES, *BASELINES)}
     for example in examples:
         for mode in MODES:
             request = CompletionRequest(
-                example.prefix, example.suffix, max_tokens=max_tokens, mode=mode
+                example.prefix, example.suffix, max_tokens, mode=mode, max_steps=max_steps
             )
             result = completer.complete(request)
             steps = result.candidates[0].steps if result.candidates else 0

@@ -338,7 +338,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positions", type=int, default=6, help="positions per scenario")
     parser.add_argument("--modes", default="diffusion,ar")
     parser.add_argument("--runtimes", default="onnx,torch")
-    parser.add_argument("--steps", type=int, default=0, help="model.steps; 0: the server default")
+    parser.add_argument("--steps", type=int, default=None, help="model.steps (default: server's)")
     parser.add_argument("--debounce-ms", type=float, default=150.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -362,7 +362,9 @@ def run(args: argparse.Namespace) -> int:
     for runtime in args.runtimes.split(","):
         for mode in args.modes.split(","):
             name = f"{mode}/{runtime}"
-            model = {"path": str(args.model), "runtime": runtime, "mode": mode, "steps": args.steps}
+            model = {"path": str(args.model), "runtime": runtime, "mode": mode}
+            if args.steps is not None:
+                model["steps"] = args.steps
             options = {"model": model}
             got, rss[name] = asyncio.run(
                 bench_config(name, options, singles, multis, args.debounce_ms / 1000, count)

@@ -11,12 +11,15 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "alternatives": 3,                       # items for an Invoked (manual) trigger
       "maxFileBytes": 2000000,                 # bigger documents get an error, not a completion
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
-                "steps": 0, "threshold": 0.9, "maxTokens": 64},
+                "steps": 4, "threshold": 0.9, "maxTokens": 64},
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
                   "prepareDelayMs": 30}
     }
 
 `model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size.
+The default of 4 steps per 16-token block was chosen by `diffill eval --steps 4`: the same
+edit similarity as 16 steps (0.072 against 0.071 on 120 held-out examples) in a quarter of the
+steps; revisit it with a skilled model.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class ModelSettings:
     path: str = ""
     runtime: str = field(default="auto", metadata=_limits(choices=("auto", "onnx", "torch")))
     mode: str = field(default="diffusion", metadata=_limits(choices=("diffusion", "ar")))
-    steps: int = field(default=0, metadata=_limits(0, 1024))
+    steps: int = field(default=4, metadata=_limits(0, 1024))
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
     max_tokens: int = field(default=64, metadata=_limits(1, 1024))
 

@@ -30,6 +30,7 @@ from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
 
 from lsp_server import code_actions
+from lsp_server.config import Settings
 
 URI = "file:///w/a.py"
 REWRITE, FILL = code_actions.TITLES["rewrite"], code_actions.TITLES["fill"]
@@ -104,7 +105,7 @@ def engine_text(prefix: str, suffix: str, max_tokens: int) -> str:
     """What `diffill complete` answers for the same gap, to compare with the edit."""
     request = json.dumps({"prefix": prefix, "suffix": suffix})
     command = [*DIFFILL[:-1], "complete", "-", "--json", "--max-tokens", str(max_tokens)]
-    command += ["--model", str(serving_model())]
+    command += ["--model", str(serving_model()), "--steps", str(Settings().model.steps)]
     done = subprocess.run(command, input=request, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)["completion"]
 

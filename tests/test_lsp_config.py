@@ -42,14 +42,14 @@ def test_each_bad_value_falls_back_alone_and_is_named():
         {
             "enable": "yes",
             "alternatives": 0,
-            "model": {"mode": "beam", "maxTokens": 1.5, "steps": 4, "runtime": True},
+            "model": {"mode": "beam", "maxTokens": 1.5, "steps": 8, "runtime": True},
             "context": [],
             "languages": {"python": "on"},
         }
     )
     assert settings.enable is True and settings.alternatives == Settings().alternatives
     assert settings.model.mode == "diffusion" and settings.model.max_tokens == 64
-    assert settings.model.steps == 4  # the good value next to bad ones still applies
+    assert settings.model.steps == 8  # the good value next to bad ones still applies
     assert settings.context == Settings().context and settings.languages == {}
     named = " | ".join(issues)
     for key in ("enable", "alternatives", "model.mode", "model.maxTokens", "model.runtime"):
