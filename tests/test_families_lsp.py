@@ -24,7 +24,9 @@ def dream_chain(folder: Path) -> Path:
 
 
 async def test_inline_completion_from_a_dream_folder(client, tmp_path: Path):
-    await start(client, dream_chain(tmp_path / "dream"))
+    # The hand-built chain is decoded one position per step, as in test_families_infill,
+    # so the step cap is lifted from the server's default.
+    await start(client, dream_chain(tmp_path / "dream"), settings={"model": {"steps": 0}})
     position = open_doc(client, "x=║\n")
     result = await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
