@@ -16,7 +16,7 @@ from engine.checkpoint import TOKENIZER_FILE, load_config, weight_files
 from engine.completer import Completer
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
-from engine.tokens import SPECIAL_TOKENS
+from engine.tokenizer import load_tokenizer as read_tokenizer_file
 
 RuntimeName = Literal["auto", "onnx", "torch"]
 RUNTIMES: tuple[str, ...] = ("auto", "onnx", "torch")
@@ -83,18 +83,8 @@ def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads
 
 def load_tokenizer(folder: Path, config: ModelConfig):
     """tokenizer.json, checked to carry the special tokens at 0..4 and the model's vocabulary."""
-    from tokenizers import Tokenizer
-
     path = folder / TOKENIZER_FILE
-    if not path.exists():
-        raise ModelLoadError(f"no {TOKENIZER_FILE} in model folder {folder}")
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
-        raise ModelLoadError(f"cannot read tokenizer {path}: {str(exc)[:200]}") from None
-    wrong = [t for i, t in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(t) != i]
-    if wrong:
-        raise ModelLoadError(f"tokenizer {path} lacks special tokens at ids 0..4: {wrong}")
+    tokenizer = read_tokenizer_file(path)
     if tokenizer.get_vocab_size() != config.vocab_size:
         raise ModelLoadError(
             f"tokenizer {path} has {tokenizer.get_vocab_size()} tokens, "
