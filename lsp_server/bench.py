@@ -117,18 +117,18 @@ def end_position(text: str) -> t.Position:
 class Session:
     """One running server and its document, with timed requests."""
 
-    def __init__(self, client: LanguageClient, options: dict) -> None:
-        self.client, self.options, self.version = client, options, 0
+    def __init__(self, client: LanguageClient) -> None:
+        self.client, self.version = client, 0
         self.uri = "file:///bench/session.py"
 
-    async def open(self, text: str) -> None:
+    def open(self, text: str) -> None:
         self.version += 1
         item = t.TextDocumentItem(
             uri=self.uri, language_id="python", version=self.version, text=text
         )
         self.client.text_document_did_open(t.DidOpenTextDocumentParams(text_document=item))
 
-    async def close(self) -> None:
+    def close(self) -> None:
         self.client.text_document_did_close(
             t.DidCloseTextDocumentParams(text_document=t.TextDocumentIdentifier(uri=self.uri))
         )
@@ -173,7 +173,7 @@ async def start_server(options: dict) -> LanguageClient:
     raise RuntimeError("server did not load the model within 60 s")
 
 
-async def server_peak_rss_mb(client: LanguageClient) -> float:
+def server_peak_rss_mb(client: LanguageClient) -> float:
     status = Path(f"/proc/{client._server.pid}/status").read_text()
     line = next(ln for ln in status.splitlines() if ln.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
@@ -183,7 +183,7 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
     """Cold request at each position, then warm requests while typing the line."""
     out = []
     for pos in positions:
-        await session.open(pos.before + pos.after)
+        session.open(pos.before + pos.after)
         cursor = end_position(pos.before)
         latency, text = await session.ask(cursor)
         out.append(("cold", latency, count(text)))
@@ -194,28 +194,28 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
                 await asyncio.sleep(debounce)
                 latency, text = await session.ask(cursor)
                 out.append(("warm", latency, count(text)))
-        await session.close()
+        session.close()
     return out
 
 
 async def run_multis(session: Session, positions: list[Position], debounce: float, count) -> list:
     out = []
     for pos in positions:
-        await session.open(pos.before + pos.after)
+        session.open(pos.before + pos.after)
         await asyncio.sleep(debounce)
         latency, text = await session.ask(end_position(pos.before))
         out.append(("multi", latency, count(text)))
-        await session.close()
+        session.close()
     return out
 
 
 async def bench_config(name: str, options: dict, singles, multis, debounce: float, count):
     client = await start_server(options)
-    session = Session(client, options)
+    session = Session(client)
     try:
         rows = await run_singles(session, singles, debounce, count)
         rows += await run_multis(session, multis, debounce, count)
-        rss = await server_peak_rss_mb(client)
+        rss = server_peak_rss_mb(client)
     finally:
         await client.shutdown_async(None)
         client.exit(None)
