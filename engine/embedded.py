@@ -141,7 +141,7 @@ class EmbeddedCompleter:
             self._ids, self._kv = ids, kv
         return kv, reused, (time.perf_counter() - start) * 1000
 
-    @functools.cache  # noqa: B019  # one completer per model, alive as long as the process
+    @functools.cached_property
     def line_break_ids(self) -> frozenset[int]:
         """Tokens whose text holds a line break: where a single-line completion ends."""
         vocab = range(self.tokenizer.get_vocab_size())
@@ -156,7 +156,7 @@ class EmbeddedCompleter:
             threshold=request.threshold,
             temperature=request.temperature,
             seed=request.seed,
-            stop_ids=self.line_break_ids() if request.single_line else frozenset(),
+            stop_ids=self.line_break_ids if request.single_line else frozenset(),
         )
 
 
