@@ -77,7 +77,26 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     """The named preset with `overrides` (for example the tokenizer's vocab_size) applied."""
     if name not in MODEL_PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose from {sorted(MODEL_PRESETS)}")
-    return ModelConfig(**{**MODEL_PRESETS[name], **overrides})
+    return ModelConfig.from_dict({**MODEL_PRESETS[name], **overrides})
+
+
+def parse_model_overrides(items: list[str]) -> dict[str, int | float]:
+    """`KEY=VALUE` strings (as `diffill train --model-set` takes them) -> typed overrides."""
+    kinds = {f.name: int if f.type == "int" else float for f in dataclasses.fields(ModelConfig)}
+    overrides: dict[str, int | float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in kinds:
+            raise ValueError(
+                f"unknown model setting {key!r} in {item!r}; choose from {sorted(kinds)}"
+            )
+        try:
+            overrides[key] = kinds[key](value)
+        except ValueError:
+            raise ValueError(
+                f"model setting {item!r}: {value!r} is not a valid {kinds[key].__name__}"
+            ) from None
+    return overrides
 
 
 @dataclass(frozen=True)

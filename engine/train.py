@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from engine.checkpoint import TOKENIZER_FILE, load_weights, save_weights
-from engine.config import TRAIN_PRESETS, ModelConfig, TrainConfig, model_preset, train_preset
+from engine.config import (
+    TRAIN_PRESETS,
+    ModelConfig,
+    TrainConfig,
+    model_preset,
+    parse_model_overrides,
+    train_preset,
+)
 from engine.errors import InputError, ModelLoadError
 from engine.fim import IGNORE, PAD
 from engine.model import DiffusionFIM
@@ -239,8 +246,15 @@ def check_layout(settings: TrainConfig, config: ModelConfig) -> None:
         )
 
 
-def setup(settings: TrainConfig, tokenizer_path: Path, run_dir: Path, resume: bool):
-    """The model, optimizer and counters: fresh, or continued from run_dir."""
+def setup(
+    settings: TrainConfig,
+    tokenizer_path: Path,
+    run_dir: Path,
+    resume: bool,
+    model_overrides: dict | None = None,
+):
+    """The model (the preset's shape with `model_overrides`), optimizer and counters: fresh,
+    or continued from run_dir."""
     from engine.tokenizer import load_tokenizer
 
     device = pick_device(settings.device)
@@ -248,7 +262,14 @@ def setup(settings: TrainConfig, tokenizer_path: Path, run_dir: Path, resume: bo
     torch.set_num_threads(settings.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     vocab_size = load_tokenizer(tokenizer_path).get_vocab_size()
-    config = model_preset(settings.model_preset, vocab_size=vocab_size)
+    if "vocab_size" in (model_overrides or {}):
+        raise InputError("vocab_size comes from the tokenizer: train one with that --vocab-size")
+    try:
+        config = model_preset(
+            settings.model_preset, **(model_overrides or {}), vocab_size=vocab_size
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     check_layout(settings, config)
     model = DiffusionFIM(config).to(device)
     optimizer = make_optimizer(model, settings, device)
@@ -324,6 +345,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default runs/PRESET)")
     parser.add_argument("--out", type=Path, help="also write the final model folder here")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one model shape setting of the preset, e.g. n_layers=4 (repeatable)",
+    )
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         if field.type == "bool":
@@ -350,8 +378,12 @@ def run(args: argparse.Namespace) -> int:
     from engine.corpus import load_manifest
 
     settings = settings_from_args(args)
+    try:
+        overrides = parse_model_overrides(args.model_set)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     run_dir = args.run_dir or Path("runs") / args.preset
-    model, optimizer, state = setup(settings, args.tokenizer, run_dir, args.resume)
+    model, optimizer, state = setup(settings, args.tokenizer, run_dir, args.resume, overrides)
     seed = settings.seed + state["step"]  # a resumed run cuts fresh spans
     loaders = make_loaders(
         load_manifest(args.corpus), args.tokenizer, settings, model.config.canvas_size, seed

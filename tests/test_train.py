@@ -185,3 +185,26 @@ def test_impossible_settings_are_one_line_errors(
     argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
     assert main([*argv, "--run-dir", str(tmp_path / "run"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_model_set_changes_the_preset_shape(corpus: Path, tmp_path: Path) -> None:
+    train(corpus, tmp_path / "run", "--max-steps", "1", "--model-set", "n_layers=3")
+    config = load_config(tmp_path / "run")
+    assert config.n_layers == 3 and config.d_model == 64  # the rest stays the tiny preset
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("depth=3", "unknown model setting 'depth'"),
+        ("n_layers=x", "'x' is not a valid int"),
+        ("vocab_size=99", "vocab_size comes from the tokenizer"),
+    ],
+)
+def test_bad_model_set_is_one_clear_error(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture, setting: str, named: str
+) -> None:
+    tokenizer = corpus.parent / "tokenizer.json"
+    argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
+    assert main([*argv, "--run-dir", str(tmp_path), "--model-set", setting]) == 2
+    assert named in capsys.readouterr().err
