@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Mode = Literal["diffusion", "ar"]
+Length = Literal["blocks", "predicted"]  # how the gap's length is decided (engine/sampler.py)
 
 
 def never_cancelled() -> bool:
@@ -30,6 +31,7 @@ class CompletionRequest:
     temperature: float = 0.0  # 0 is greedy; alternatives beyond the first always sample
     seed: int = 0
     single_line: bool = False  # mid-line: stop at the first line break, the rest is never shown
+    length: Length = "blocks"
 
 
 @dataclass(frozen=True)

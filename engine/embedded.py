@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from engine.completer import (
     Candidate,
     CompletionRequest,
     CompletionResult,
+    Length,
     Timings,
     never_cancelled,
 )
@@ -157,6 +159,7 @@ class EmbeddedCompleter:
             temperature=request.temperature,
             seed=request.seed,
             stop_ids=self.line_break_ids if request.single_line else frozenset(),
+            length=request.length,
         )
 
 
@@ -175,6 +178,7 @@ def validate(request: CompletionRequest) -> None:
         (not request.prefix and not request.suffix, "prefix and suffix are both empty"),
         (request.max_tokens < 1, f"max_tokens must be at least 1, got {request.max_tokens}"),
         (request.mode not in ("diffusion", "ar"), f"unknown mode {request.mode!r}"),
+        (request.length not in get_args(Length), f"unknown length {request.length!r}"),
         (not 0.0 <= request.threshold <= 1.0, f"threshold {request.threshold} is not in 0..1"),
         (request.max_steps is not None and request.max_steps < 1, "max_steps must be >= 1"),
         (request.temperature < 0, f"temperature {request.temperature} is negative"),

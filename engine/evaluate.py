@@ -19,12 +19,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
-from engine.completer import Completer, CompletionRequest
+from engine.completer import Completer, CompletionRequest, Length, Mode
+from engine.errors import InputError
 
 KINDS: dict[str, str | None] = {"single-line": "line", "multi-line": "lines", "random-span": None}
 BASELINES: dict[str, str] = {"empty": "", "pass": "pass"}
-MODES = ("diffusion", "ar")
 DEFAULT_MANIFEST = Path("data/corpus.json")
 MAX_PASSES = 3
 
@@ -55,6 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--steps", type=int, default=0, help="steps per block; 0: canvas size")
+    parser.add_argument(
+        "--lengths",
+        default="blocks",
+        help="comma list of diffusion gap-length strategies to compare: blocks, predicted",
+    )
     parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
     parser.add_argument("--suffix-chars", type=int, default=1000, help="context kept after")
     parser.add_argument("--json", action="store_true")
@@ -63,11 +69,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.loading import open_completer
 
+    lengths = parse_lengths(args.lengths)
     manifest = load_or_build_manifest(args.manifest)
     examples = heldout_examples(manifest, args.limit, args.seed)
     examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
     completer = open_completer(args.model, args.runtime, args.device, args.threads)
-    answers = answer_all(completer, examples, args.max_tokens, args.steps or None)
+    answers = answer_all(completer, examples, args.max_tokens, args.steps or None, lengths)
     rows = score_rows(examples, answers)
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
@@ -125,20 +132,49 @@ def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
     )
 
 
+def parse_lengths(text: str) -> tuple[Length, ...]:
+    lengths = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(set(lengths) - set(get_args(Length)))
+    if unknown or not lengths:
+        raise InputError(f"unknown --lengths {unknown}; choose from {', '.join(get_args(Length))}")
+    return lengths  # type: ignore[return-value]
+
+
+def answer_sources(lengths: tuple[Length, ...]) -> dict[str, tuple[Mode, Length]]:
+    """Source name -> (mode, length): `diffusion` is the blocks strategy, others are named
+    `diffusion/<length>`; ar finds its own length, so it runs once."""
+    sources = {
+        "diffusion" if length == "blocks" else f"diffusion/{length}": ("diffusion", length)
+        for length in lengths
+    }
+    return {**sources, "ar": ("ar", "blocks")}
+
+
 def answer_all(
-    completer: Completer, examples: list[Example], max_tokens: int, max_steps: int | None = None
+    completer: Completer,
+    examples: list[Example],
+    max_tokens: int,
+    max_steps: int | None = None,
+    lengths: tuple[Length, ...] = ("blocks",),
 ) -> dict[str, list[Answer]]:
-    """Every answer source's answer to every example; both modes share one context encode."""
-    answers: dict[str, list[Answer]] = {name: [] for name in (*MODES, *BASELINES)}
+    """Every answer source's answer to every example; all sources share one context encode."""
+    sources = answer_sources(lengths)
+    answers: dict[str, list[Answer]] = {name: [] for name in (*sources, *BASELINES)}
     for example in examples:
-        for mode in MODES:
+        completer.prepare(example.prefix, example.suffix)  # every source is timed warm
+        for name, (mode, length) in sources.items():
             request = CompletionRequest(
-                example.prefix, example.suffix, max_tokens, mode=mode, max_steps=max_steps
+                example.prefix,
+                example.suffix,
+                max_tokens,
+                mode=mode,
+                max_steps=max_steps,
+                length=length,
             )
             result = completer.complete(request)
             steps = result.candidates[0].steps if result.candidates else 0
             text = shown(result.text, example.kind)
-            answers[mode].append(Answer(text, steps, result.timings.total_ms))
+            answers[name].append(Answer(text, steps, result.timings.total_ms))
         for name, text in BASELINES.items():
             answers[name].append(Answer(text))
     return answers

@@ -4,6 +4,12 @@ Numpy only, so it runs on the torch-free serving path. It drives any `Runtime`: 
 C masked positions is denoised against the cached context; a finished block without <eom>
 is encoded onto the cache and a fresh masked block follows. Letters: N candidates (batch),
 C canvas length, V vocabulary, L layers, H heads, P cached length, D head dim.
+
+Gap length. Nobody says how long a completion should be. Training pads every middle with
+<eom> to whole blocks, so on a fully masked canvas P(<eom> at i) estimates P(gap ends by i).
+`blocks` lets decoding discover the end (an <eom> closes the block, else the next block
+follows); `predicted` also reads that estimate off the first pass of each block and commits
+the end there at once, so the step budget goes to the positions that hold text.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.completer import Mode, never_cancelled
+from engine.completer import Length, Mode, never_cancelled
 from engine.errors import Cancelled
 from engine.tokens import EOM_ID, MASK_ID
 
 ALTERNATIVE_TEMPERATURE = 0.8  # candidates beyond the first sample even when the first is greedy
+PREDICTED_END_PROBABILITY = 0.5  # `predicted`: the first position where <eom> is at least as
+# likely as not is the gap's end (the median of the length distribution)
 
 
 class Runtime(Protocol):
@@ -47,6 +55,7 @@ class SamplerSettings:
     temperature: float = 0.0
     seed: int = 0
     stop_ids: frozenset[int] = frozenset()  # tokens that end the gap like <eom> but are kept
+    length: Length = "blocks"
 
     def steps_per_block(self) -> int:
         return max(1, self.max_steps or self.canvas_size)
@@ -130,6 +139,8 @@ class _BlockDecoder:
         while open_.any():
             logits = self._denoise(canvas, kv)  # (N, C, V)
             tokens, confidence = predict(logits, temperatures, rngs)
+            if step == 0 and self._predicts_length():
+                close_predicted_end(canvas, open_, eom_probability(logits))
             chosen = self._choose(open_, confidence, budget - step)
             canvas[chosen] = tokens[chosen]
             for row, gen in enumerate(gens):
@@ -150,6 +161,9 @@ class _BlockDecoder:
     def _check_cancelled(self) -> None:
         if self.is_cancelled():
             raise Cancelled("completion cancelled between denoising steps")
+
+    def _predicts_length(self) -> bool:
+        return self.settings.length == "predicted" and self.settings.mode == "diffusion"
 
     def _choose(self, open_: np.ndarray, confidence: np.ndarray, steps_left: int) -> np.ndarray:
         if self.settings.mode == "ar":
@@ -175,6 +189,22 @@ def predict(
         chosen = np.take_along_axis(weights, tokens[row][:, None], axis=-1)[:, 0]
         confidence[row] = chosen / weights.sum(axis=-1)
     return tokens, confidence
+
+
+def eom_probability(logits: np.ndarray) -> np.ndarray:
+    """P(<eom>) (N, C) at each canvas position, from logits (N, C, V)."""
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return weights[..., EOM_ID] / weights.sum(axis=-1)
+
+
+def close_predicted_end(canvas: np.ndarray, open_: np.ndarray, p_eom: np.ndarray) -> None:
+    """`predicted` length: from the first open position where <eom> is at least as likely as
+    not, the canvas is <eom> and closed, before any text token is committed there."""
+    ends = open_ & (p_eom >= PREDICTED_END_PROBABILITY)  # (N, C)
+    for row in np.flatnonzero(ends.any(axis=1)):
+        first = int(np.argmax(ends[row]))
+        canvas[row, first:] = EOM_ID
+        open_[row, first:] = False
 
 
 def choose_leftmost(open_: np.ndarray) -> np.ndarray:

@@ -65,18 +65,43 @@ def test_single_line_gaps_score_the_first_line_only() -> None:
     assert shown("x + 1\nprint(x)", "multi-line") == "x + 1\nprint(x)"
 
 
-def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifest) -> None:
+def _eval(tmp_path_factory, manifest: Path, *extra: str) -> subprocess.CompletedProcess:
     folder = shared_folder(tmp_path_factory)
     command = [sys.executable, "-m", "diffill", "eval", "--model", str(folder)]
-    done = subprocess.run(
-        [*command, "--manifest", str(manifest), "--limit", "2", "--json"],
+    return subprocess.run(
+        [*command, "--manifest", str(manifest), "--limit", "2", "--json", *extra],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifest) -> None:
+    done = _eval(tmp_path_factory, manifest)
     assert done.returncode == 0, done.stderr
     rows = {(r["answer"], r["kind"]): r for r in json.loads(done.stdout)}
     assert {answer for answer, _ in rows} == {"diffusion", "ar", "empty", "pass"}
     assert rows[("empty", "all")]["empty_share"] == 1.0 and rows[("empty", "all")]["examples"] == 6
     assert rows[("ar", "all")]["mean_steps"] > rows[("diffusion", "all")]["mean_steps"] > 0
     assert all(0.0 <= r["edit_similarity"] <= 1.0 for r in rows.values())
+
+
+def test_eval_compares_gap_length_strategies(tmp_path_factory, manifest) -> None:
+    done = _eval(tmp_path_factory, manifest, "--lengths", "blocks,predicted", "--steps", "2")
+    assert done.returncode == 0, done.stderr
+    rows = {(r["answer"], r["kind"]): r for r in json.loads(done.stdout)}
+    assert {answer for answer, _ in rows} == {
+        "diffusion",
+        "diffusion/predicted",
+        "ar",
+        "empty",
+        "pass",
+    }
+    for source in ("diffusion", "diffusion/predicted"):  # at most 2 steps per 8-token block
+        assert 0 < rows[(source, "all")]["mean_steps"] <= 2 * 48 / 8
+
+
+def test_eval_names_an_unknown_length_strategy(tmp_path_factory, manifest) -> None:
+    done = _eval(tmp_path_factory, manifest, "--lengths", "blocks,guess")
+    assert done.returncode == 2
+    assert "unknown --lengths ['guess']" in done.stderr

@@ -10,7 +10,14 @@ from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX, fim_ids, shared
 from engine.errors import Cancelled
 from engine.loading import load_tokenizer
 from engine.runtime_onnx import OnnxRuntime
-from engine.sampler import SamplerSettings, choose_confident, generate, predict
+from engine.sampler import (
+    SamplerSettings,
+    choose_confident,
+    close_predicted_end,
+    eom_probability,
+    generate,
+    predict,
+)
 from engine.tokens import EOM_ID, MASK_ID
 
 
@@ -145,3 +152,28 @@ def test_diffusion_closes_positions_after_a_stop_token(untrained) -> None:
     (gen,), _ = generate(runtime, kv, _settings(runtime, max_tokens=32, stop_ids=stops))
     assert gen.finished
     assert gen.tokens[-1] in stops and stops.isdisjoint(gen.tokens[:-1])
+
+
+def test_predicted_length_commits_the_end_in_the_first_pass(trained) -> None:
+    runtime, kv, tokenizer = trained
+    one_per_step = {"threshold": 1.0, "max_tokens": runtime.inner.config.canvas_size}
+    (blocks,), _ = generate(runtime, kv, _settings(runtime, **one_per_step))
+    (predicted,), _ = generate(runtime, kv, _settings(runtime, length="predicted", **one_per_step))
+    assert tokenizer.decode(predicted.tokens) == tokenizer.decode(blocks.tokens) == TRAIN_MIDDLE
+    assert predicted.steps == len(predicted.tokens)  # steps only on text: the end came at once
+    assert blocks.steps > predicted.steps
+
+
+def test_close_predicted_end_closes_from_the_first_likely_end() -> None:
+    canvas = np.array([[7, MASK_ID, MASK_ID, MASK_ID], [MASK_ID] * 4])
+    open_ = canvas == MASK_ID
+    p_eom = np.array([[0.9, 0.2, 0.6, 0.4], [0.1, 0.3, 0.45, 0.2]])
+    close_predicted_end(canvas, open_, p_eom)
+    assert canvas.tolist() == [[7, MASK_ID, EOM_ID, EOM_ID], [MASK_ID] * 4]  # row 1: no end yet
+    assert open_.tolist() == [[False, True, False, False], [True] * 4]
+
+
+def test_eom_probability_is_the_softmax_share_of_eom() -> None:
+    logits = np.zeros((1, 2, 8), dtype=np.float32)
+    logits[0, 0, EOM_ID] = np.log(7.0)  # 7 / (7 + 7 others)
+    assert np.allclose(eom_probability(logits), [[0.5, 1 / 8]])
