@@ -61,6 +61,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="blocks",
         help="comma list of diffusion gap-length strategies to compare: blocks, predicted",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="another model folder scored on the same examples (repeatable)",
+    )
     parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
     parser.add_argument("--suffix-chars", type=int, default=1000, help="context kept after")
     parser.add_argument("--json", action="store_true")
@@ -73,9 +81,14 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_or_build_manifest(args.manifest)
     examples = heldout_examples(manifest, args.limit, args.seed)
     examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
-    completer = open_completer(args.model, args.runtime, args.device, args.threads)
-    answers = answer_all(completer, examples, args.max_tokens, args.steps or None, lengths)
-    rows = score_rows(examples, answers)
+    rows = []
+    for folder in [args.model, *args.compare]:
+        completer = open_completer(folder, args.runtime, args.device, args.threads)
+        answers = answer_all(completer, examples, args.max_tokens, args.steps or None, lengths)
+        if rows:  # the baselines do not depend on the model: once is enough
+            answers = {k: v for k, v in answers.items() if k not in BASELINES}
+        label = str(completer.describe()["name"])
+        rows += [{"model": label, **row} for row in score_rows(examples, answers)]
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
 
@@ -236,11 +249,14 @@ def _mean(values: list[float]) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    head = "| answer | language | kind | n | exact | edit sim | empty | steps | p50 ms |"
-    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    """Markdown; a model column only when several models were scored."""
+    several = len({r["model"] for r in rows}) > 1
+    names = (["model"] if several else []) + ["answer", "language", "kind"]
+    head = "| " + " | ".join(names) + " | n | exact | edit sim | empty | steps | p50 ms |"
+    lines = [head, "|---" * len(names) + "|---:" * 6 + "|"]
     for r in rows:
         lines.append(
-            f"| {r['answer']} | {r['language']} | {r['kind']} | {r['examples']} "
+            "".join(f"| {r[name]} " for name in names) + f"| {r['examples']} "
             f"| {r['exact_match']:.1%} | {r['edit_similarity']:.3f} | {r['empty_share']:.1%} "
             f"| {r['mean_steps']:.1f} | {r['latency_p50_ms']:.1f} |"
         )

@@ -105,3 +105,17 @@ def test_eval_names_an_unknown_length_strategy(tmp_path_factory, manifest) -> No
     done = _eval(tmp_path_factory, manifest, "--lengths", "blocks,guess")
     assert done.returncode == 2
     assert "unknown --lengths ['guess']" in done.stderr
+
+
+def test_eval_compares_models_on_the_same_examples(tmp_path_factory, manifest) -> None:
+    other = shared_folder(tmp_path_factory, "random", train_steps=0)
+    done = _eval(tmp_path_factory, manifest, "--compare", str(other))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    first, second = shared_folder(tmp_path_factory).name, other.name
+    by_model = {
+        model: {r["answer"] for r in rows if r["model"] == model} for model in (first, second)
+    }
+    assert by_model == {first: {"diffusion", "ar", "empty", "pass"}, second: {"diffusion", "ar"}}
+    counts = {(r["model"], r["answer"]): r["examples"] for r in rows if r["kind"] == "all"}
+    assert counts[(first, "diffusion")] == counts[(second, "diffusion")] == 6
