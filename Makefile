@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install demo test lint test-vscode corpus tokenizer train-default export eval \
-	bench-engine bench-lsp bench-family gpu-run gpu-run-smoke clean
+	bench-engine bench-lsp bench-family gap-length gap-length-smoke gpu-run gpu-run-smoke clean
 
 $(BIN)/diffill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ bench-lsp: corpus
 
 bench-family: install
 	$(BIN)/diffill bench family
+
+# Issue 6's gap-length comparison: a 16-token block model and a 64-token fixed-canvas model,
+# same preset and minutes, scored together with both length strategies.
+gap-length: corpus
+	PATH=$(abspath $(BIN)):$$PATH scripts/gap_length.sh
+
+gap-length-smoke: corpus
+	PATH=$(abspath $(BIN)):$$PATH PRESET=tiny MINUTES=0.3 EVAL_LIMIT=2 OUT=runs/gap_length_smoke \
+		scripts/gap_length.sh
 
 # One call on a lent GPU machine: corpus, gpu preset in bf16, eval, shards into $OUT.
 gpu-run:
