@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_model_arguments(parser)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
-    parser.add_argument("--limit", type=int, default=40, help="examples per span kind")
+    parser.add_argument("--limit", type=int, default=40, help="examples per span kind and language")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--steps", type=int, default=0, help="steps per block; 0: canvas size")
@@ -106,25 +106,30 @@ def load_or_build_manifest(path: Path | None) -> dict:
 
 
 def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
-    """`limit` examples of each span kind from held-out files in a seeded order, kinds taken
-    in turn; a small held-out set is read again (new spans) up to MAX_PASSES times."""
+    """`limit` examples of each span kind for each language, from held-out files in a seeded
+    order, each language taking the kinds in turn; a small held-out set is read again (new
+    spans) up to MAX_PASSES times."""
     from engine.corpus import iter_texts
 
     files = sorted(manifest["files"], key=lambda entry: entry["path"])
     rng = random.Random(seed)
     rng.shuffle(files)
-    wanted = {kind: limit for kind in KINDS}
+    languages = {entry["language"] for entry in files if entry["split"] == "heldout"}
+    wanted = {(language, kind): limit for language in languages for kind in KINDS}
+    turns = {language: itertools.cycle(KINDS) for language in languages}
     found: list[Example] = []
-    turn = itertools.cycle(KINDS)
     for _ in range(MAX_PASSES):
         for entry, text in iter_texts({"files": files}, "heldout"):
-            if not any(wanted.values()):
-                return found
-            kind = next(k for k in turn if wanted[k])
+            language = entry["language"]
+            if not any(wanted[(language, kind)] for kind in KINDS):
+                if not any(wanted.values()):
+                    return found
+                continue
+            kind = next(k for k in turns[language] if wanted[(language, k)])
             example = cut_example(entry, text, kind, rng)
             if example is not None:
                 found.append(example)
-                wanted[kind] -= 1
+                wanted[(language, kind)] -= 1
     return found
 
 

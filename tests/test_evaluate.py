@@ -47,6 +47,18 @@ def test_examples_are_seeded_held_out_and_of_each_kind(manifest) -> None:
     assert single.prefix + single.middle + single.suffix == Path(single.path).read_text()
 
 
+def test_every_language_gets_its_own_examples(manifest, tmp_path) -> None:
+    """Python dominates the held-out files; the one shell script still gets every kind."""
+    script = tmp_path / "build.sh"
+    script.write_text("".join(f'echo "step {i}"\nmake target{i} || exit 1\n' for i in range(20)))
+    corpus = _load(manifest)
+    corpus["files"].append({"path": str(script), "language": "shell", "split": "heldout"})
+    examples = heldout_examples(corpus, 1, seed=0)  # one file: one example per pass
+    for language in ("python", "shell"):
+        kinds = sorted(e.kind for e in examples if e.language == language)
+        assert kinds == ["multi-line", "random-span", "single-line"]
+
+
 def test_scores_exact_match_similarity_and_empty_share() -> None:
     examples = [
         Example("a.py", "python", "single-line", "", "return x", ""),
