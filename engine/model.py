@@ -8,13 +8,15 @@ Attention rule, the same in training and at inference:
 - canvas tokens (one block of C) attend to all of the context before them and
   bidirectionally to each other.
 
-Training (BD3-LM style) runs a clean copy of the sequence and a noised copy side by side:
-every block of C tokens in the noised copy is a denoising target that sees the clean
-tokens before its block, exactly as a canvas sees the cached context at inference.
+Training (BD3-LM style) runs a clean copy of the sequence and K noised copies side by side:
+every block of C tokens in a noised copy is a denoising target that sees the clean tokens
+before its block, exactly as a canvas sees the cached context at inference, and nothing of
+the other noised copies.
 
 Letters in shape comments:
-  N batch, S training sequence length, T context length, P cached (past) length,
-  C canvas length, E d_model, H heads, D head dim, F SwiGLU width, V vocabulary, L layers.
+  N batch, S training sequence length, K noised copies per sequence, T context length,
+  P cached (past) length, C canvas length, E d_model, H heads, D head dim, F SwiGLU width,
+  V vocabulary, L layers.
 
 The context K/V cache is one tensor of shape (L, 2, N, H, T, D): keys at [:, 0], values at
 [:, 1], rotary positions already applied. One tensor keeps the ONNX graphs' inputs simple.
@@ -123,17 +125,20 @@ def context_mask(past_len: int | torch.Tensor, new_len: int, device: torch.devic
     return keys[None, :] <= queries[:, None]
 
 
-def block_diffusion_mask(seq_len: int, canvas_size: int, device: torch.device) -> torch.Tensor:
-    """(2S, 2S) bool for [clean; noisy] training: the clean copy is causal; a noisy token in
-    block b sees clean tokens before block b and every noisy token of its own block."""
-    pos = torch.arange(seq_len, device=device)
-    block = pos // canvas_size
-    clean_clean = pos[None, :] <= pos[:, None]
-    noisy_clean = pos[None, :] < (block * canvas_size)[:, None]
-    noisy_noisy = block[None, :] == block[:, None]
-    top = torch.cat((clean_clean, torch.zeros_like(clean_clean)), dim=1)
-    bottom = torch.cat((noisy_clean, noisy_noisy), dim=1)
-    return torch.cat((top, bottom), dim=0)
+def block_diffusion_mask(
+    seq_len: int, canvas_size: int, copies: int = 1, device: torch.device | None = None
+) -> torch.Tensor:
+    """((1+K)S, (1+K)S) bool for [clean; noisy_1; ...; noisy_K] training: the clean copy is
+    causal; a token of noisy copy k in block b sees the clean tokens before block b and every
+    token of block b in copy k, never another noisy copy (each copy is its own inference)."""
+    index = torch.arange((1 + copies) * seq_len, device=device)
+    copy, pos = index // seq_len, index % seq_len  # ((1+K)S,) each: copy 0 is the clean one
+    start = pos - pos % canvas_size  # first position of each token's block
+    q_copy, q_pos, q_start = copy[:, None], pos[:, None], start[:, None]  # queries: rows
+    k_copy, k_pos, k_start = copy[None, :], pos[None, :], start[None, :]  # keys: columns
+    from_clean = (k_copy == 0) & torch.where(q_copy == 0, k_pos <= q_pos, k_pos < q_start)
+    own_block = (q_copy > 0) & (k_copy == q_copy) & (k_start == q_start)
+    return from_clean | own_block
 
 
 class DiffusionFIM(nn.Module):
@@ -185,23 +190,37 @@ class DiffusionFIM(nn.Module):
         return self.logits(x)
 
     def forward(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        """Training pass over clean and noised ids (N, S); logits for both copies (N, 2S, V).
+        """Training pass over clean ids (N, S) and K noised copies of them laid end to end
+        (N, KS); logits for all copies (N, (1+K)S, V).
 
-        Positions [:S] are the clean copy (causal), [S:] the noised copy (block diffusion).
+        Positions [:S] are the clean copy (causal); [kS:(k+1)S] is noised copy k (block
+        diffusion), which sees the clean copy and its own block only. K copies share one
+        clean pass, so each extra copy adds diffusion targets without another context pass.
         """
         seq_len = clean.shape[1]
+        self._check_training_layout(seq_len, noisy.shape[1])
+        copies = noisy.shape[1] // seq_len  # K
+        cos = self.rope_cos[:seq_len].repeat(1 + copies, 1)  # ((1+K)S, D/2): positions repeat
+        sin = self.rope_sin[:seq_len].repeat(1 + copies, 1)
+        c = self.config.canvas_size
+        mask = block_diffusion_mask(seq_len, c, copies, clean.device)  # ((1+K)S, (1+K)S)
+        x = self.embed(torch.cat((clean, noisy), dim=1))  # (N, (1+K)S, E)
+        for block in self.blocks:
+            x, _ = block(x, cos, sin, None, mask)
+        return self.logits(x)
+
+    def _check_training_layout(self, seq_len: int, noisy_len: int) -> None:
+        """S must be whole blocks and the noised ids whole copies of the clean ones."""
         if seq_len % self.config.canvas_size:
             raise ValueError(
                 f"sequence length {seq_len} is not a multiple of canvas_size "
                 f"{self.config.canvas_size}"
             )
-        cos = self.rope_cos[:seq_len].repeat(2, 1)  # (2S, D/2): both copies share positions
-        sin = self.rope_sin[:seq_len].repeat(2, 1)
-        mask = block_diffusion_mask(seq_len, self.config.canvas_size, clean.device)  # (2S, 2S)
-        x = self.embed(torch.cat((clean, noisy), dim=1))  # (N, 2S, E)
-        for block in self.blocks:
-            x, _ = block(x, cos, sin, None, mask)
-        return self.logits(x)
+        if noisy_len == 0 or noisy_len % seq_len:
+            raise ValueError(
+                f"noised length {noisy_len} is not a whole number of copies of the "
+                f"sequence length {seq_len}"
+            )
 
     def empty_cache(self, batch: int = 1) -> torch.Tensor:
         """A zero-length cache (L, 2, N, H, 0, D) to start encoding from."""

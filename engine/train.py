@@ -1,9 +1,11 @@
 """`diffill train`: the masked-diffusion FIM objective, nanoGPT style (settings, helpers, loop).
 
-Each step runs the model on a clean sequence and a noised copy side by side (engine/model.py):
-- diffusion loss: per block, t ~ U(t_min, 1); each token is masked with probability t and
-  the noised copy predicts it, cross-entropy weighted by 1/t. Every block of the sequence
-  (suffix and prefix included) is a target, so no token is wasted;
+Each step runs the model on a clean sequence and K noised copies side by side
+(engine/model.py; K is `canvases_per_context`):
+- diffusion loss: per block of each copy, t ~ U(t_min, 1); each token is masked with
+  probability t and that copy predicts it, cross-entropy weighted by 1/t, averaged over the
+  copies. Every block of the sequence (suffix and prefix included) is a target, so no token
+  is wasted, and the copies share one clean pass;
 - next-token loss: the clean copy at position i predicts token i+1 (weight `ar_weight`).
 <eom> padding past the first <eom> is down-weighted (`eom_pad_weight`); filler after a short
 file counts for nothing. A run folder holds the latest checkpoint as a model folder plus the
@@ -61,6 +63,11 @@ def add_noise(
     return torch.where(masked, MASK_ID, ids), masked, t
 
 
+def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per token (N, T) of logits (N, T, V) on targets (N, T)."""
+    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+
+
 def compute_loss(
     model: torch.nn.Module,
     ids: torch.Tensor,
@@ -68,14 +75,18 @@ def compute_loss(
     settings: TrainConfig,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The weighted diffusion loss plus ar_weight times the next-token loss."""
-    s = ids.shape[1]
-    weights = role_weights(roles, settings)
-    noisy, masked, t = add_noise(ids, model_config(model).canvas_size, settings.t_min, generator)
-    logits = model(ids, noisy).float()  # (N, 2S, V)
-    ce_noisy = F.cross_entropy(logits[:, s:].transpose(1, 2), ids, reduction="none")  # (N, S)
-    diffusion = (ce_noisy * masked * weights / t).sum() / weights.sum()
-    ce_next = F.cross_entropy(logits[:, : s - 1].transpose(1, 2), ids[:, 1:], reduction="none")
+    """The weighted diffusion loss (mean over the K noised copies) plus ar_weight times the
+    next-token loss of the one clean copy."""
+    s, copies = ids.shape[1], settings.canvases_per_context
+    weights = role_weights(roles, settings)  # (N, S)
+    targets = ids.repeat(1, copies)  # (N, KS): the copies end to end, each noised on its own
+    canvas_size = model_config(model).canvas_size
+    noisy, masked, t = add_noise(targets, canvas_size, settings.t_min, generator)
+    logits = model(ids, noisy).float()  # (N, (1+K)S, V)
+    copy_weights = weights.repeat(1, copies)  # (N, KS); its sum spans all K copies: a mean
+    ce_noisy = token_ce(logits[:, s:], targets)  # (N, KS)
+    diffusion = (ce_noisy * masked * copy_weights / t).sum() / copy_weights.sum()
+    ce_next = token_ce(logits[:, : s - 1], ids[:, 1:])  # (N, S-1)
     next_token = (ce_next * weights[:, 1:]).sum() / weights[:, 1:].sum()
     loss = diffusion + settings.ar_weight * next_token
     return loss, {"diffusion": diffusion.detach(), "next_token": next_token.detach()}

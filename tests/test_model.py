@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.config import model_preset
-from engine.model import DiffusionFIM
+from engine.model import DiffusionFIM, block_diffusion_mask
 from engine.tokens import MASK_ID
 
 
@@ -53,3 +53,53 @@ def test_cached_canvas_logits_equal_full_recompute(model: DiffusionFIM) -> None:
         kv = model.encode_context(ctx[:, 10:], kv)  # incremental reuse of a cached prefix
         cached = model.denoise(canvas, kv)
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
+
+
+def test_noised_copies_never_see_each_other(model: DiffusionFIM) -> None:
+    """Each copy of a K=2 pass is the K=1 pass on its own ids, whatever the other copy holds."""
+    c = model.config.canvas_size
+    clean = torch.randint(5, 300, (2, 3 * c))
+    first, second = clean.clone(), clean.clone()
+    first[:, ::2], second[:, 1::3] = MASK_ID, MASK_ID
+    changed = torch.randint(5, 300, first.shape)
+    s = clean.shape[1]
+    with torch.no_grad():
+        both = model(clean, torch.cat((first, second), 1))  # (N, 3S, V)
+        other = model(clean, torch.cat((changed, second), 1))
+        alone = [model(clean, copy) for copy in (first, second)]  # (N, 2S, V) each
+    assert both.shape == (2, 3 * s, 300)
+    torch.testing.assert_close(both[:, :s], alone[0][:, :s], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both[:, s : 2 * s], alone[0][:, s:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both[:, 2 * s :], alone[1][:, s:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(other[:, 2 * s :], both[:, 2 * s :])  # copy 2 ignores copy 1
+    torch.testing.assert_close(other[:, :s], both[:, :s])  # and so does the clean copy
+    assert not torch.allclose(other[:, s : 2 * s], both[:, s : 2 * s])  # copy 1 sees itself
+
+
+def test_block_diffusion_mask_for_three_copies() -> None:
+    """S=8, C=4, K=3: clean causal; copy k sees clean blocks before its own and its own block."""
+    s, c, k = 8, 4, 3
+    mask = block_diffusion_mask(s, c, k)
+    assert mask.shape == ((1 + k) * s, (1 + k) * s) and mask.dtype == torch.bool
+    for query in range((1 + k) * s):
+        for key in range((1 + k) * s):
+            (q_copy, q_pos), (k_copy, k_pos) = divmod(query, s), divmod(key, s)
+            if q_copy == 0:
+                expected = k_copy == 0 and k_pos <= q_pos
+            elif k_copy == 0:
+                expected = k_pos < q_pos - q_pos % c
+            else:
+                expected = k_copy == q_copy and k_pos // c == q_pos // c
+            assert mask[query, key].item() == expected, (query, key)
+    for copy in range(1, 1 + k):  # [clean; copy k] of the K=3 mask is the K=1 mask
+        rows = torch.cat((torch.arange(s), torch.arange(copy * s, (copy + 1) * s)))
+        assert torch.equal(mask[rows][:, rows], block_diffusion_mask(s, c, 1))
+
+
+@pytest.mark.parametrize("noisy_len", [0, 12, 40])
+def test_forward_refuses_noised_ids_that_are_not_whole_copies(
+    model: DiffusionFIM, noisy_len: int
+) -> None:
+    clean = torch.randint(5, 300, (1, 16))
+    with pytest.raises(ValueError, match=f"noised length {noisy_len} is not a whole number"):
+        model(clean, torch.randint(5, 300, (1, noisy_len)))

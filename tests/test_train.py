@@ -3,6 +3,7 @@ written folder loads, and an overfit model reproduces its middles through the sa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,16 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from diffill.cli import main
 from engine.checkpoint import load_config, load_weights
-from engine.config import train_preset
+from engine.config import model_preset, train_preset
 from engine.fim import IGNORE, PAD, TOKEN, Span, make_example
+from engine.model import DiffusionFIM
 from engine.tokenizer import load_tokenizer
 from engine.tokens import MASK_ID
 from engine.train import (
     OPTIMIZER_FILE,
     add_noise,
+    compute_loss,
     role_weights,
     save_model_folder,
     setup,
@@ -208,3 +212,49 @@ def test_bad_model_set_is_one_clear_error(
     argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
     assert main([*argv, "--run-dir", str(tmp_path), "--model-set", setting]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_two_canvases_per_context_train_and_the_loss_falls(corpus: Path, tmp_path: Path) -> None:
+    records = train(corpus, tmp_path / "run", "--max-steps", "40", "--canvases-per-context", "2")
+    assert records[0]["settings"]["canvases_per_context"] == 2
+    losses = [r for r in records if "loss" in r]
+    first, last = losses[0], losses[-1]
+    assert last["loss"] < first["loss"] - 1.0
+    assert last["diffusion"] < first["diffusion"] and last["next_token"] < first["next_token"]
+    assert last["tokens"] == 40 * 4 * 64  # tokens count contexts, not copies
+
+
+def test_diffusion_loss_is_the_mean_over_independently_noised_copies() -> None:
+    """K=3 equals three separate K=1 passes on the same draws, averaged; the next-token loss
+    comes from the shared clean copy alone."""
+    torch.manual_seed(0)
+    model = DiffusionFIM(model_preset("tiny", vocab_size=300))
+    ids = torch.randint(5, 300, (2, 32))
+    roles = torch.full(ids.shape, TOKEN, dtype=torch.uint8)
+    roles[:, -6:] = PAD
+    settings = train_preset("tiny", canvases_per_context=3)
+    with torch.no_grad():
+        _, parts = compute_loss(model, ids, roles, settings, torch.Generator().manual_seed(7))
+        noisy, masked, t = add_noise(ids.repeat(1, 3), 8, 0.02, torch.Generator().manual_seed(7))
+        weights = role_weights(roles, settings)
+        per_copy = []
+        copies = [slice(32 * k, 32 * (k + 1)) for k in range(3)]
+        for part in copies:
+            logits = model(ids, noisy[:, part])[:, 32:]  # this copy alone, a K=1 pass
+            ce = F.cross_entropy(logits.transpose(1, 2), ids, reduction="none")
+            per_copy.append((ce * masked[:, part] * weights / t[:, part]).sum() / weights.sum())
+        single = dataclasses.replace(settings, canvases_per_context=1)
+        _, alone = compute_loss(model, ids, roles, single, torch.Generator().manual_seed(7))
+    assert not torch.equal(t[:, copies[0]], t[:, copies[1]])  # own rates and masks per copy
+    assert not torch.equal(masked[:, copies[0]], masked[:, copies[1]])
+    torch.testing.assert_close(parts["diffusion"], torch.stack(per_copy).mean())
+    torch.testing.assert_close(parts["next_token"], alone["next_token"])
+
+
+def test_canvases_per_context_below_one_is_a_one_line_error(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    tokenizer = corpus.parent / "tokenizer.json"
+    argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
+    assert main([*argv, "--run-dir", str(tmp_path), "--canvases-per-context", "0"]) == 2
+    assert "canvases_per_context must be at least 1, got 0" in capsys.readouterr().err
