@@ -70,7 +70,8 @@ gpu-run:
 	scripts/gpu_run.sh
 
 gpu-run-smoke: install
-	PATH=$(abspath $(BIN)):$$PATH PRESET=tiny MAX_MINUTES=0.5 EVAL_LIMIT=2 scripts/gpu_run.sh
+	PATH=$(abspath $(BIN)):$$PATH PRESET=tiny MAX_MINUTES=0.5 EVAL_LIMIT=1 TOKENIZER_MB=2 \
+		scripts/gpu_run.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
