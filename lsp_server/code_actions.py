@@ -144,14 +144,11 @@ def rewrite_rules(selected: str, post: Context) -> tuple[Rule, ...]:
 
 
 def engine_request(gap: Gap, settings: Settings) -> CompletionRequest:
-    m = settings.model
     return CompletionRequest(
         prefix=gap.prefix,
         suffix=gap.suffix,
         max_tokens=gap.max_tokens,
-        mode=m.mode,  # type: ignore[arg-type]  # checked against the choices in config
-        max_steps=m.steps or None,
-        threshold=m.threshold,
+        **settings.model.sampling(),
     )
 
 

@@ -59,11 +59,9 @@ def engine_request(context: CursorContext, settings: Settings, count: int) -> Co
         prefix=context.window.prefix,
         suffix=context.window.suffix,
         max_tokens=m.max_tokens,
-        mode=m.mode,  # type: ignore[arg-type]  # checked against the choices in config
-        max_steps=m.steps or None,
-        threshold=m.threshold,
         num_candidates=count,
         single_line=context.post.mid_line,
+        **m.sampling(),
     )
 
 

@@ -11,7 +11,7 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "alternatives": 3,                       # items for an Invoked (manual) trigger
       "maxFileBytes": 2000000,                 # bigger documents get an error, not a completion
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
-                "steps": 4, "threshold": 0.9, "maxTokens": 64},
+                "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks"},
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
                   "prepareDelayMs": 30}
     }
@@ -19,14 +19,18 @@ and its default applies, so a typo never takes the server down. The JSON shape:
 `model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size.
 The default of 4 steps per 16-token block was chosen by `diffill eval --steps 4`: the same
 edit similarity as 16 steps (0.072 against 0.071 on 120 held-out examples) in a quarter of the
-steps; revisit it with a skilled model.
+steps; revisit it with a skilled model. `model.length` picks how the gap's length is decided
+(engine/sampler.py); `blocks` stays the default until `diffill eval --lengths` shows
+`predicted` better on a model that has skill.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
+
+from engine.completer import Length
 
 
 def _limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> dict:
@@ -41,6 +45,16 @@ class ModelSettings:
     steps: int = field(default=4, metadata=_limits(0, 1024))
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
     max_tokens: int = field(default=64, metadata=_limits(1, 1024))
+    length: str = field(default="blocks", metadata=_limits(choices=get_args(Length)))
+
+    def sampling(self) -> dict[str, Any]:
+        """The CompletionRequest fields these settings decide (choices checked on load)."""
+        return {
+            "mode": self.mode,
+            "max_steps": self.steps or None,
+            "threshold": self.threshold,
+            "length": self.length,
+        }
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,13 @@ def test_nothing_gives_the_defaults():
 def test_camel_case_keys_fill_nested_fields():
     settings, issues = settings_from_json(
         {
-            "model": {"path": "/m", "maxTokens": 32, "mode": "ar", "threshold": 1},
+            "model": {
+                "path": "/m",
+                "maxTokens": 32,
+                "mode": "ar",
+                "threshold": 1,
+                "length": "predicted",
+            },
             "context": {"budgetTokens": 512, "suffixShare": 0.5},
             "languages": {"markdown": False},
             "alternatives": 2,
@@ -22,6 +28,12 @@ def test_camel_case_keys_fill_nested_fields():
     assert issues == []
     assert (settings.model.path, settings.model.max_tokens, settings.model.mode) == ("/m", 32, "ar")
     assert settings.model.threshold == 1.0 and isinstance(settings.model.threshold, float)
+    assert settings.model.sampling() == {
+        "mode": "ar",
+        "max_steps": 4,
+        "threshold": 1.0,
+        "length": "predicted",
+    }
     assert (settings.context.budget_tokens, settings.context.suffix_share) == (512, 0.5)
     assert settings.alternatives == 2
     assert not settings.enabled_for("markdown") and settings.enabled_for("python")
@@ -42,7 +54,13 @@ def test_each_bad_value_falls_back_alone_and_is_named():
         {
             "enable": "yes",
             "alternatives": 0,
-            "model": {"mode": "beam", "maxTokens": 1.5, "steps": 8, "runtime": True},
+            "model": {
+                "mode": "beam",
+                "maxTokens": 1.5,
+                "steps": 8,
+                "runtime": True,
+                "length": "guess",
+            },
             "context": [],
             "languages": {"python": "on"},
         }
@@ -54,8 +72,9 @@ def test_each_bad_value_falls_back_alone_and_is_named():
     named = " | ".join(issues)
     for key in ("enable", "alternatives", "model.mode", "model.maxTokens", "model.runtime"):
         assert key + ":" in named
+    assert "model.length: expected one of blocks, predicted, got 'guess'" in named
     assert "context:" in named and "languages:" in named
-    assert len(issues) == 7
+    assert len(issues) == 8
 
 
 def test_a_non_object_is_one_issue():
