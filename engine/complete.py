@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.completer import CompletionRequest, CompletionResult
+from engine.completer import DEFAULT_STEPS, CompletionRequest, CompletionResult
 from engine.errors import InputError
 from engine.loading import RUNTIMES, default_model_path, open_completer
 
@@ -38,7 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--col", type=int, help="1-based column of the cursor, in characters")
     add_model_arguments(parser)
     parser.add_argument("--mode", choices=("diffusion", "ar"), default="diffusion")
-    parser.add_argument("--steps", type=int, default=None, help="max denoising steps per block")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"most denoising steps per block (default {DEFAULT_STEPS}, as served); 0: block size",
+    )
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--candidates", type=int, default=1)
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         suffix=suffix,
         max_tokens=args.max_tokens,
         mode=args.mode,
-        max_steps=args.steps,
+        max_steps=args.steps or None,
         threshold=args.threshold,
         num_candidates=args.candidates,
         temperature=args.temperature,

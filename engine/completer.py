@@ -11,6 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+# Denoising steps per canvas block that serving, `diffill complete` and `diffill eval` use
+# unless told otherwise (0 there, None in a request: one step per canvas position). 4 of 16
+# was chosen by `diffill eval --steps 4` against 16: the same edit similarity (0.072 against
+# 0.071 on 120 held-out examples) in a quarter of the steps; revisit it with a skilled model.
+DEFAULT_STEPS = 4
+
 Mode = Literal["diffusion", "ar"]
 Length = Literal["blocks", "predicted"]  # how the gap's length is decided (engine/sampler.py)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
-from engine.completer import Completer, CompletionRequest, Length, Mode
+from engine.completer import DEFAULT_STEPS, Completer, CompletionRequest, Length, Mode
 from engine.errors import InputError
 
 KINDS: dict[str, str | None] = {"single-line": "line", "multi-line": "lines", "random-span": None}
@@ -55,7 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=40, help="examples per span kind and language")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=0, help="steps per block; 0: canvas size")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"most steps per block (default {DEFAULT_STEPS}, as served); 0: canvas size",
+    )
     parser.add_argument(
         "--lengths",
         default="blocks",

@@ -16,10 +16,9 @@ and its default applies, so a typo never takes the server down. The JSON shape:
                   "prepareDelayMs": 30}
     }
 
-`model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size.
-The default of 4 steps per 16-token block was chosen by `diffill eval --steps 4`: the same
-edit similarity as 16 steps (0.072 against 0.071 on 120 held-out examples) in a quarter of the
-steps; revisit it with a skilled model. `model.length` picks how the gap's length is decided
+`model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size,
+and its default is the engine's DEFAULT_STEPS (engine/completer.py says how it was chosen).
+`model.length` picks how the gap's length is decided
 (engine/sampler.py); `blocks` stays the default until `diffill eval --lengths` shows
 `predicted` better on a model that has skill.
 """
@@ -30,7 +29,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from engine.completer import Length
+from engine.completer import DEFAULT_STEPS, Length
 
 
 def _limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> dict:
@@ -42,7 +41,7 @@ class ModelSettings:
     path: str = ""
     runtime: str = field(default="auto", metadata=_limits(choices=("auto", "onnx", "torch")))
     mode: str = field(default="diffusion", metadata=_limits(choices=("diffusion", "ar")))
-    steps: int = field(default=4, metadata=_limits(0, 1024))
+    steps: int = field(default=DEFAULT_STEPS, metadata=_limits(0, 1024))
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
     max_tokens: int = field(default=64, metadata=_limits(1, 1024))
     length: str = field(default="blocks", metadata=_limits(choices=get_args(Length)))
