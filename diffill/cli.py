@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench lsp": ("lsp_server.bench", "end-to-end latency through the real language server"),
     "bench family": ("engine.families.bench", "open-weight family latency, DualCache on/off"),
     "doctor": ("engine.doctor", "what would run where, and how much memory it needs"),
+    "sweep": ("engine.sweep", "model shapes under the latency budget: quality against latency"),
     "lsp": ("lsp_server.main", "run the language server over stdio"),
 }
 

@@ -8,6 +8,7 @@ didChange), so only the canvas steps remain. A benchmark, not a test: figures va
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -88,13 +89,8 @@ def measure(
 
 
 def _at(template: CompletionRequest, example: Example) -> CompletionRequest:
-    return CompletionRequest(
-        example.prefix,
-        example.suffix,
-        template.max_tokens,
-        template.mode,
-        threshold=template.threshold,
-    )
+    """The template's settings (steps cap, single-line, ...) at this example's position."""
+    return dataclasses.replace(template, prefix=example.prefix, suffix=example.suffix)
 
 
 def table(rows: list[dict], examples: list[Example], max_tokens: int) -> str:
