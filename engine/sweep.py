@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.checkpoint import TOKENIZER_FILE
-from engine.completer import Completer, CompletionRequest
+from engine.completer import DEFAULT_STEPS, Completer, CompletionRequest
 from engine.errors import DiffillError, InputError
 from engine.evaluate import Example, answer_all, clip, heldout_examples, score_rows
 from engine.sweep_plan import PLANS, Plan, Point, load_plan
 from engine.sweep_report import pick, report
 
 SERVER_THREADS = 2  # ONNX Runtime intra-op threads of `diffill lsp` (engine.loading default)
-SERVER_STEPS = 4  # steps per block, lsp_server/config.py `model.steps`
 CONTEXT_TOKENS = 1024  # the server's context budget, lsp_server/config.py `budgetTokens`
 THRESHOLD = 0.9
 EVAL_MAX_TOKENS, EVAL_PREFIX_CHARS, EVAL_SUFFIX_CHARS = 48, 3000, 1000  # diffill eval defaults
@@ -62,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=int, default=0, help="cap on training steps")
     parser.add_argument("--positions", type=int, default=24, help="held-out latency positions")
     parser.add_argument("--max-tokens", type=int, default=16, help="of a latency request")
-    parser.add_argument("--steps", type=int, default=SERVER_STEPS, help="steps per block")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per block")
     parser.add_argument("--eval-limit", type=int, default=10, help="eval examples per span kind")
     parser.add_argument("--budget-ms", type=float, default=25.0, help="warm p50 budget")
     parser.add_argument("--remeasure", action="store_true", help="keep the models, measure again")
