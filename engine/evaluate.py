@@ -38,6 +38,7 @@ class Example:
     prefix: str
     middle: str
     suffix: str
+    start: int = -1  # the middle's character offset in the file; -1: unknown
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,15 @@ def cut_example(entry: dict, text: str, kind: str, rng: random.Random) -> Exampl
     span = cut_span(text, rng, KINDS[kind])
     if span is None or not span.middle.strip():
         return None
-    return Example(entry["path"], entry["language"], kind, span.prefix, span.middle, span.suffix)
+    return Example(
+        entry["path"],
+        entry["language"],
+        kind,
+        span.prefix,
+        span.middle,
+        span.suffix,
+        len(span.prefix),
+    )
 
 
 def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
@@ -249,25 +258,42 @@ def score(source: str, language: str, kind: str, pairs: list[tuple[Example, Answ
         "exact_match": _mean([float(exact(a.text, e.middle)) for e, a in pairs]),
         "edit_similarity": _mean([similarity(a.text, e.middle) for e, a in pairs]),
         "empty_share": _mean([float(not a.text.strip()) for _, a in pairs]),
+        "plausible_share": plausible_share(pairs),
         "mean_steps": _mean([float(a.steps) for _, a in pairs]),
         "latency_p50_ms": statistics.median(latencies),
     }
+
+
+def plausible_share(pairs: list[tuple[Example, Answer]]) -> float | None:
+    """Share of checkable answers that keep the file syntactically plausible (engine/plausible)."""
+    from engine.plausible import plausible
+
+    checks = [plausible(e.language, e.path, e.start, e.middle, a.text) for e, a in pairs]
+    known = [float(check) for check in checks if check is not None]
+    return _mean(known) if known else None
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 def table(rows: list[dict]) -> str:
     """Markdown; a model column only when several models were scored."""
     several = len({r["model"] for r in rows}) > 1
     names = (["model"] if several else []) + ["answer", "language", "kind"]
-    head = "| " + " | ".join(names) + " | n | exact | edit sim | empty | steps | p50 ms |"
-    lines = [head, "|---" * len(names) + "|---:" * 6 + "|"]
+    head = (
+        "| " + " | ".join(names) + " | n | exact | edit sim | empty | plausible | steps | p50 ms |"
+    )
+    lines = [head, "|---" * len(names) + "|---:" * 7 + "|"]
     for r in rows:
         lines.append(
             "".join(f"| {r[name]} " for name in names) + f"| {r['examples']} "
             f"| {r['exact_match']:.1%} | {r['edit_similarity']:.3f} | {r['empty_share']:.1%} "
-            f"| {r['mean_steps']:.1f} | {r['latency_p50_ms']:.1f} |"
+            f"| {_share(r['plausible_share'])} | {r['mean_steps']:.1f} "
+            f"| {r['latency_p50_ms']:.1f} |"
         )
     return "\n".join(lines)

@@ -96,6 +96,8 @@ def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifes
     assert rows[("empty", "all")]["empty_share"] == 1.0 and rows[("empty", "all")]["examples"] == 6
     assert rows[("ar", "all")]["mean_steps"] > rows[("diffusion", "all")]["mean_steps"] > 0
     assert all(0.0 <= r["edit_similarity"] <= 1.0 for r in rows.values())
+    assert all(0.0 <= r["plausible_share"] <= 1.0 for r in rows.values())  # stdlib files parse
+    assert rows[("empty", "all")]["plausible_share"] < 1.0  # some removed lines break a file
 
 
 def test_eval_compares_gap_length_strategies(tmp_path_factory, manifest) -> None:
