@@ -23,17 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.checkpoint import TOKENIZER_FILE
-from engine.completer import DEFAULT_STEPS, Completer, CompletionRequest
+from engine.completer import DEFAULT_STEPS
 from engine.errors import DiffillError, InputError
-from engine.evaluate import Example, answer_all, clip, heldout_examples, score_rows
+from engine.evaluate import Example, heldout_examples
+from engine.sweep_measure import SERVER_THREADS, borrowed_row, load_borrowed, measure_model
 from engine.sweep_plan import PLANS, Plan, Point, load_plan
 from engine.sweep_report import pick, report
 
-SERVER_THREADS = 2  # ONNX Runtime intra-op threads of `diffill lsp` (engine.loading default)
 CONTEXT_TOKENS = 1024  # the server's context budget, lsp_server/config.py `budgetTokens`
 THRESHOLD = 0.9
-EVAL_MAX_TOKENS, EVAL_PREFIX_CHARS, EVAL_SUFFIX_CHARS = 48, 3000, 1000  # diffill eval defaults
-QUALITY_KEYS = ("edit_similarity", "exact_match", "empty_share")
 RESULT_FILE, BUILD_FILE, LOG_FILE = "result.json", "build.json", "commands.log"
 MODEL_DIR, RUN_DIR = "model", "run"
 
@@ -48,6 +46,7 @@ class Sweep:
     manifest: dict
     positions: list[Example]  # held-out single-line positions for latency
     remeasure: bool = False  # measure again even when the cached figures match
+    borrowed: dict = dataclasses.field(default_factory=dict)  # --latency-from rows by name
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +63,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per block")
     parser.add_argument("--eval-limit", type=int, default=10, help="eval examples per span kind")
     parser.add_argument("--budget-ms", type=float, default=25.0, help="warm p50 budget")
+    parser.add_argument(
+        "--latency-from",
+        type=Path,
+        help="take each point's latency from this earlier --json (same name and shape), "
+        "e.g. a latency-only sweep on the 2-core target, instead of measuring it here",
+    )
     parser.add_argument("--remeasure", action="store_true", help="keep the models, measure again")
     parser.add_argument("--json", type=Path, help="also write the rows and the pick here")
 
@@ -78,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.corpus)
     out = args.out or Path("runs") / f"sweep-{plan.name}"
     positions = latency_positions(manifest, args)
-    sweep = Sweep(plan, sweep_settings(args, plan), out, manifest, positions, args.remeasure)
+    settings = sweep_settings(args, plan)
+    borrowed = load_borrowed(args.latency_from, settings) if args.latency_from else {}
+    sweep = Sweep(plan, settings, out, manifest, positions, args.remeasure, borrowed)
     rows = [sweep_point(sweep, point, f"{i}/{len(points)}") for i, point in enumerate(points, 1)]
     print(report(rows, sweep.settings))
     if args.json:
@@ -106,6 +113,7 @@ def sweep_settings(args: argparse.Namespace, plan: Plan) -> dict:
         "threads": SERVER_THREADS,
         "eval_limit": args.eval_limit,
         "budget_ms": args.budget_ms,
+        "latency_from": str(args.latency_from) if args.latency_from else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}",
     }
@@ -124,6 +132,7 @@ def recipe(sweep: Sweep, point: Point) -> dict:
     s = sweep.settings
     build_keys = ("train_preset", "minutes", "train_steps", "latency_only", "corpus")
     measure_keys = ("positions", "max_tokens", "steps", "threshold", "context_tokens", "threads")
+    measure_keys += ("latency_from",)
     if not s["latency_only"]:
         measure_keys += ("eval_limit",)
     return {
@@ -143,12 +152,13 @@ def sweep_point(sweep: Sweep, point: Point, counter: str) -> dict:
         return cached
     model = ensure_model(sweep, point, counter, wanted["build"])
     note(sweep, point, counter, "measuring")
+    data = (sweep.manifest, sweep.positions)
     row = {
         "name": point.name,
         **point.shape(),
         "parameters": parameter_count(model),
         **training_figures(folder / RUN_DIR),
-        **measure_point(sweep, model),
+        **measure_model(model, sweep.settings, data, borrowed_row(sweep.borrowed, point)),
         "recipe": wanted,
     }
     write_json(folder / RESULT_FILE, row)
@@ -259,77 +269,6 @@ def training_figures(run_dir: Path) -> dict:
         "heldout_loss": losses[-1] if losses else None,
         "train_minutes": state["elapsed_s"] / 60,
     }
-
-
-def measure_point(sweep: Sweep, model: Path) -> dict:
-    """Latency, then quality unless latency-only, on one ONNX session with the server's threads."""
-    from engine.loading import open_completer
-
-    completer = open_completer(model, "onnx", None, SERVER_THREADS)
-    figures = latency(sweep, completer)
-    if sweep.settings["latency_only"]:
-        return {**figures, "eval_examples": 0, **dict.fromkeys(QUALITY_KEYS)}
-    return {**figures, **quality(sweep, completer)}
-
-
-def latency(sweep: Sweep, completer: Completer) -> dict:
-    """Warm and cold single-line requests as the server makes them, over server-sized windows."""
-    from engine.bench import measure
-
-    s = sweep.settings
-    examples = [window(e, completer.count_tokens, s["context_tokens"]) for e in sweep.positions]
-    template = CompletionRequest(
-        "",
-        "",
-        s["max_tokens"],
-        "diffusion",
-        max_steps=s["steps"],
-        threshold=s["threshold"],
-        single_line=True,
-    )
-    load = os.getloadavg()[0]
-    warm = measure(completer, examples, template, warm=True)
-    cold = measure(completer, examples, template, warm=False)
-    return {
-        "warm_p50_ms": warm["p50"],
-        "warm_p95_ms": warm["p95"],
-        "warm_steps": warm["steps"],
-        "cold_p50_ms": cold["p50"],
-        "cold_p95_ms": cold["p95"],
-        "load_average": load,
-    }
-
-
-def window(example: Example, count, budget: int) -> Example:
-    """Whole lines around the cursor within `budget` tokens, the suffix taking at most a
-    quarter of it, as the server's context window does (lsp_server/context.py)."""
-    suffix = "".join(lines_within(example.suffix.splitlines(keepends=True), count, budget // 4))
-    before = example.prefix.splitlines(keepends=True)[::-1]
-    prefix = "".join(lines_within(before, count, budget - count(suffix))[::-1])
-    return dataclasses.replace(example, prefix=prefix, suffix=suffix)
-
-
-def lines_within(lines: list[str], count, budget: int) -> list[str]:
-    kept, used = [], 0
-    for line in lines:
-        used += count(line)
-        if used > budget:
-            break
-        kept.append(line)
-    return kept
-
-
-def quality(sweep: Sweep, completer: Completer) -> dict:
-    """Diffusion's edit similarity, exact match and empty share over every held-out example."""
-    found = heldout_examples(sweep.manifest, sweep.settings["eval_limit"], seed=0)
-    examples = [clip(e, EVAL_PREFIX_CHARS, EVAL_SUFFIX_CHARS) for e in found]
-    answers = answer_all(completer, examples, EVAL_MAX_TOKENS, sweep.settings["steps"])
-    rows = [
-        r for r in score_rows(examples, answers) if (r["answer"], r["kind"]) == ("diffusion", "all")
-    ]
-    total = sum(r["examples"] for r in rows)
-    means = {k: sum(r[k] * r["examples"] for r in rows) / total for k in QUALITY_KEYS}
-    return {"eval_examples": total, **means}
 
 
 def note(sweep: Sweep, point: Point, counter: str, what: str) -> None:

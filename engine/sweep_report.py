@@ -52,7 +52,7 @@ def row_line(r: dict, budget_ms: float) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def notes(settings: dict) -> list[str]:
+def notes(rows: list[dict], settings: dict) -> list[str]:
     s = settings
     lines = [
         f"Latency: ONNX Runtime on {s['threads']} threads, one session at a time, "
@@ -64,6 +64,12 @@ def notes(settings: dict) -> list[str]:
         "Held-out loss is nats per token of each point's own tokenizer: not comparable across "
         "vocabulary sizes (different tokens).",
     ]
+    borrowed = {r["name"]: r["latency_machine"] for r in rows if r["latency_machine"] != "here"}
+    if borrowed:
+        lines.append(
+            f"Latency of {', '.join(borrowed)}: from {s['latency_from']}, measured on "
+            f"{'; '.join(sorted(set(borrowed.values())))}; the other points' here."
+        )
     if s["latency_only"]:
         lines.append(
             "Latency-only: random weights of each shape. They never reach the confidence "
@@ -73,10 +79,16 @@ def notes(settings: dict) -> list[str]:
     else:
         lines.append(
             f"Quality: diffusion on {s['eval_limit']} held-out examples per span kind "
-            f"(diffill eval's scoring), after {s['minutes']:g} training minutes per point "
+            f"(diffill eval's scoring), after {training_budget(s)} of training per point "
             f"(train preset {s['train_preset']})."
         )
     return lines
+
+
+def training_budget(settings: dict) -> str:
+    parts = [f"{settings['minutes']:g} minutes"] if settings["minutes"] else []
+    parts += [f"{settings['train_steps']} steps"] if settings["train_steps"] else []
+    return " or ".join(parts) or "the preset's steps"
 
 
 def report(rows: list[dict], settings: dict) -> str:
@@ -84,7 +96,7 @@ def report(rows: list[dict], settings: dict) -> str:
     budget = settings["budget_ms"]
     lines = [f"Sweep {settings['plan']}: {settings['machine']}", "", HEAD, RULE]
     lines += [row_line(r, budget) for r in rows]
-    lines += ["", *notes(settings), ""]
+    lines += ["", *notes(rows, settings), ""]
     best = pick(rows, budget)
     if best is None:
         lines.append(f"Pick: none; no point meets the {budget:g} ms budget.")

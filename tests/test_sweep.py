@@ -14,7 +14,7 @@ from engine.checkpoint import load_config
 from engine.corpus import load_manifest
 from engine.evaluate import Example, heldout_examples
 from engine.model import DiffusionFIM
-from engine.sweep import window
+from engine.sweep_measure import window
 from engine.sweep_plan import load_plan
 from engine.sweep_report import pick
 from engine.tokenizer import load_tokenizer
@@ -39,9 +39,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return manifest
 
 
-def sweep(corpus: Path, out: Path, *extra: str) -> dict:
+def sweep_argv(corpus: Path, out: Path, *extra: str) -> list[str]:
     argv = ["sweep", "--plan", "tiny", "--corpus", str(corpus), "--out", str(out)]
-    assert main([*argv, "--positions", "4", "--json", str(out / "sweep.json"), *extra]) == 0
+    return [*argv, "--positions", "4", "--json", str(out / "sweep.json"), *extra]
+
+
+def sweep(corpus: Path, out: Path, *extra: str) -> dict:
+    assert main(sweep_argv(corpus, out, *extra)) == 0
     return json.loads((out / "sweep.json").read_text())
 
 
@@ -49,11 +53,19 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.*")}
 
 
+@pytest.fixture(scope="module")
+def latency_sweep(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny plan with random weights: its folder, holding sweep.json."""
+    out = tmp_path_factory.mktemp("latency") / "sweep"
+    sweep(corpus, out, "--latency-only")
+    return out
+
+
 def test_latency_only_rows_have_each_points_real_shape_and_rerun_reuses_them(
-    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    corpus: Path, latency_sweep: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    out = tmp_path / "sweep"
-    record = sweep(corpus, out, "--latency-only")
+    out = latency_sweep
+    record = json.loads((out / "sweep.json").read_text())
     plan = load_plan("tiny", None)
     assert [r["name"] for r in record["points"]] == [p.name for p in plan.points]
     for row, point in zip(record["points"], plan.points, strict=True):
@@ -63,21 +75,24 @@ def test_latency_only_rows_have_each_points_real_shape_and_rerun_reuses_them(
         assert row["tokens_seen"] is None and row["edit_similarity"] is None
         assert 0 < row["warm_p50_ms"] <= row["warm_p95_ms"] and row["cold_p50_ms"] > 0
         assert 1 <= row["warm_steps"] <= 4 * -(-16 // point.config.canvas_size)
-    table = capsys.readouterr().out
-    assert all(f"| {p.name} | " in table for p in plan.points) and "Pick: " in table
     assert (out / "tokenizers" / "vocab-384.json").is_file()
     assert load_tokenizer(out / "tokenizers" / "vocab-512.json").get_vocab_size() == 512
-    before = mtimes(out / "base")
-    again = sweep(corpus, out, "--latency-only")
-    assert "base: cached" in capsys.readouterr().err
+    before, _ = mtimes(out / "base"), capsys.readouterr()
+    again, captured = sweep(corpus, out, "--latency-only"), capsys.readouterr()
+    assert "base: cached" in captured.err
     assert mtimes(out / "base") == before and again["points"] == record["points"]
+    assert all(f"| {p.name} | " in captured.out for p in plan.points) and "Pick: " in captured.out
 
 
 def test_training_points_report_their_run_and_reuse_the_model(
-    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    corpus: Path, latency_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    out = tmp_path / "sweep"
-    row = sweep(corpus, out, "--points", "base", "--train-steps", "10")["points"][0]
+    out, measured = tmp_path / "sweep", latency_sweep / "sweep.json"
+    borrow = ("--latency-from", str(measured))
+    row = sweep(corpus, out, "--points", "base", "--train-steps", "10", *borrow)["points"][0]
+    there = json.loads(measured.read_text())["points"][0]
+    assert row["warm_p50_ms"] == there["warm_p50_ms"] and row["cold_p50_ms"] == there["cold_p50_ms"]
+    assert "Latency of base: from" in capsys.readouterr().out
     log = out / "base" / "run" / "log.jsonl"
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert row["tokens_seen"] == 10 * 4 * 64  # steps x tiny preset batch x sequence
@@ -92,6 +107,10 @@ def test_training_points_report_their_run_and_reuse_the_model(
     assert log.stat().st_mtime_ns == trained  # ... on the model trained before
     err = capsys.readouterr().err
     assert "measuring" in err and "training" not in err
+    assert row["points"][0]["latency_machine"] == "here"
+    other = sweep_argv(corpus, out, "--latency-from", str(measured), "--max-tokens", "8")
+    assert main(other) == 2
+    assert "was measured with other max_tokens" in capsys.readouterr().err
 
 
 def test_pick_is_best_quality_within_budget_or_largest_without_quality() -> None:
