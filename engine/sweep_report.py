@@ -64,6 +64,11 @@ def notes(rows: list[dict], settings: dict) -> list[str]:
         "Held-out loss is nats per token of each point's own tokenizer: not comparable across "
         "vocabulary sizes (different tokens).",
     ]
+    loads = [r["load_average"] for r in rows]
+    lines.append(
+        f"1-minute load average as each point's latency was measured: "
+        f"{min(loads):.1f} to {max(loads):.1f}."
+    )
     borrowed = {r["name"]: r["latency_machine"] for r in rows if r["latency_machine"] != "here"}
     if borrowed:
         lines.append(
