@@ -218,14 +218,17 @@ def choose_leftmost(open_: np.ndarray) -> np.ndarray:
 def choose_confident(
     open_: np.ndarray, confidence: np.ndarray, threshold: float, steps_left: int
 ) -> np.ndarray:
-    """diffusion: every open position at least `threshold` confident, and at least enough of
-    the most confident ones to finish the block within `steps_left` steps."""
-    ranked = np.where(open_, confidence, -np.inf)
-    chosen = open_ & (confidence >= threshold)
+    """diffusion: every open position at least `threshold` confident, at least enough of the
+    most confident ones to finish the block within `steps_left` steps, and always the leftmost
+    open one. That frontier is decided as `ar` would decide it; without it, confident <eom>
+    padding committed at the tail first pulls the first positions to <eom> too, and the gap
+    closes before any text (`diffill eval`: 45% empty answers against 5% with it)."""
+    chosen = open_ & (confidence >= threshold) | choose_leftmost(open_)
     for row in np.flatnonzero(open_.any(axis=1)):
-        need = math.ceil(int(open_[row].sum()) / steps_left)
-        if chosen[row].sum() < need:
-            chosen[row, np.argsort(-ranked[row], kind="stable")[:need]] = True
+        missing = math.ceil(int(open_[row].sum()) / steps_left) - int(chosen[row].sum())
+        if missing > 0:
+            ranked = np.where(open_[row] & ~chosen[row], confidence[row], -np.inf)
+            chosen[row, np.argsort(-ranked, kind="stable")[:missing]] = True
     return chosen
 
 

@@ -106,13 +106,17 @@ def test_predict_never_picks_mask_even_when_it_scores_highest() -> None:
     assert np.all(confidence < 1.0)
 
 
-def test_confident_choice_takes_threshold_passers_and_the_best_one() -> None:
-    open_ = np.array([[True, True, True, False]])
-    confidence = np.array([[0.2, 0.95, 0.5, 0.99]], dtype=np.float32)
-    assert choose_confident(open_, confidence, 0.9, 8).tolist() == [[False, True, False, False]]
-    low = np.array([[0.2, 0.3, 0.5, 0.99]], dtype=np.float32)
-    assert choose_confident(open_, low, 0.9, 8).tolist() == [[False, False, True, False]]
-    assert choose_confident(open_, low, 0.9, 1).tolist() == [[True, True, True, False]]
+def test_confident_choice_takes_threshold_passers_the_frontier_and_enough_best() -> None:
+    open_ = np.array([[False, True, True, True, False]])
+    confidence = np.array([[0.1, 0.2, 0.95, 0.5, 0.99]], dtype=np.float32)
+    assert choose_confident(open_, confidence, 0.9, 8).tolist() == [
+        [False, True, True, False, False]  # the leftmost open one and the confident one
+    ]
+    low = np.array([[0.1, 0.2, 0.3, 0.5, 0.99]], dtype=np.float32)
+    assert choose_confident(open_, low, 0.9, 8).tolist() == [[False, True, False, False, False]]
+    two_steps_left = choose_confident(open_, low, 0.9, 2)  # 3 open: 2 now, the frontier and
+    assert two_steps_left.tolist() == [[False, True, False, True, False]]  # the best one
+    assert choose_confident(open_, low, 0.9, 1).tolist() == [[False, True, True, True, False]]
 
 
 def test_cancellation_raises_between_steps(untrained) -> None:
