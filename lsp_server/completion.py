@@ -46,17 +46,26 @@ def cursor_context(
         )
         head = selected.text
         text, offset = text[:start] + head + text[end:], start + len(head)
+    language = document.language_id or ""
+    window = plan_window(planner, document.uri, text, offset, settings, language)
+    return CursorContext(document.uri, window, language, head)
+
+
+def plan_window(
+    planner: WindowPlanner, uri: str, text: str, offset: int, settings: Settings, language: str
+) -> Window:
+    """The window at `offset` under the context settings: the one the completion request
+    and the pre-encoding on `didChange` must agree on."""
     c = settings.context
-    window = planner.window(
-        document.uri, text, offset, c.budget_tokens, c.suffix_share, c.grid_lines
+    return planner.window(
+        uri, text, offset, c.budget_tokens, c.suffix_share, c.grid_lines, c.other_files, language
     )
-    return CursorContext(document.uri, window, document.language_id or "", head)
 
 
 def engine_request(context: CursorContext, settings: Settings, count: int) -> CompletionRequest:
     m = settings.model
     return CompletionRequest(
-        prefix=context.window.prefix,
+        prefix=context.window.model_prefix,
         suffix=context.window.suffix,
         max_tokens=m.max_tokens,
         num_candidates=count,

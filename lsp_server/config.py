@@ -13,7 +13,7 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
                 "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks"},
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
-                  "prepareDelayMs": 30}
+                  "prepareDelayMs": 30, "otherFiles": 0.25, "watchWorkspace": true}
     }
 
 `model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size,
@@ -21,6 +21,9 @@ and its default is the engine's DEFAULT_STEPS (engine/completer.py says how it w
 `model.length` picks how the gap's length is decided
 (engine/sampler.py); `blocks` stays the default until `diffill eval --lengths` shows
 `predicted` better on a model that has skill.
+`context.otherFiles` is the share of `budgetTokens` kept for chunks of other files (open
+documents, and files changed on disk in the workspace folders while `watchWorkspace` is on);
+0 turns other files off.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class ContextSettings:
     suffix_share: float = field(default=0.25, metadata=_limits(0.0, 0.9))
     grid_lines: int = field(default=32, metadata=_limits(1, 10000))  # window start snaps to this
     prepare_delay_ms: int = field(default=30, metadata=_limits(0, 5000))  # didChange debounce
+    other_files: float = field(default=0.25, metadata=_limits(0.0, 0.75))  # budget share; 0: off
+    watch_workspace: bool = True  # files changed on disk in the workspace folders are sources
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,21 @@ it is kept while the prefix still fits, and when it overflows it jumps forward f
 to leave at least a quarter of the budget free for the typing that follows, snapped forward
 to a coarse line grid when that keeps most of the lines.
 Windows are cut at line boundaries; the cursor's own line is always whole on both sides.
+
+Chunks of other files (lsp_server/related.py) go before the prefix, in a share of the
+budget reserved whenever other files are known. They are part of the cached context too, so
+they are re-picked only when the window's start line moves or the other files changed
+(lsp_server/sources.py: a file's change counts once it has settled), never per keystroke.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from lsp_server import related
+from lsp_server.related import NOTHING, Related
+from lsp_server.sources import Sources
 
 MARGIN = 0.25  # share of the prefix budget left free after the window start moves
 CURRENT_LINE_CHARS = 4000  # a minified line is cut to this many characters each side
@@ -23,6 +32,12 @@ class Window:
     prefix: str
     suffix: str
     start_line: int  # document line of the prefix's first character
+    related: Related = NOTHING  # chunks of other files, before the prefix
+
+    @property
+    def model_prefix(self) -> str:
+        """The prefix the model sees: the other files' chunks, then the document's text."""
+        return self.related.text + self.prefix
 
 
 class LineCounter:
@@ -110,17 +125,46 @@ def _offset_of_line(text: str, offset: int, line: int, target: int) -> int:
 
 
 class WindowPlanner:
-    """Windows per document, remembering each document's start line for the hysteresis."""
+    """Windows per document, remembering each document's start line for the hysteresis and
+    its chunks of other files with what they were picked for."""
 
-    def __init__(self, count_tokens: Callable[[str], int]) -> None:
+    def __init__(self, count_tokens: Callable[[str], int], sources: Sources | None = None) -> None:
         self._count = LineCounter(count_tokens)
+        self._sources = sources or Sources()
         self._anchors: dict[str, int] = {}
+        self._picks: dict[str, tuple[tuple, Related]] = {}
 
-    def window(self, uri: str, text: str, offset: int, budget: int, share: float, grid: int):
+    def window(
+        self,
+        uri: str,
+        text: str,
+        offset: int,
+        budget: int,
+        share: float,
+        grid: int,
+        other_files: float = 0.0,
+        language: str = "",
+    ) -> Window:
+        """The window at `offset`; `other_files` of `budget` is kept for other files' chunks."""
+        reserve = int(budget * other_files) if self._sources.has_others(uri) else 0
         anchor = self._anchors.get(uri)
-        window = build_window(text, offset, self._count, budget, share, grid, anchor)
+        window = build_window(text, offset, self._count, budget - reserve, share, grid, anchor)
         self._anchors[uri] = window.start_line
+        if reserve:
+            window = replace(window, related=self._related(uri, window, reserve, language))
         return window
+
+    def _related(self, uri: str, window: Window, reserve: int, language: str) -> Related:
+        """The last pick for `uri` while its start line, budget and the other files hold."""
+        key = (window.start_line, reserve, language, self._sources.signature(uri))
+        held = self._picks.get(uri)
+        if held is None or held[0] != key:
+            query = related.query_names(window.prefix, window.suffix)
+            chunks = self._sources.chunks(uri)
+            picked = related.pick(chunks, query, reserve, self._count, language)
+            held = self._picks[uri] = (key, related.render(picked, language))
+        return held[1]
 
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
+        self._picks.pop(uri, None)

@@ -16,6 +16,7 @@ import uuid
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 
 from engine.errors import DiffillError
 from lsp_server import code_actions, completion, convert
@@ -28,7 +29,9 @@ from lsp_server.guard import lsp_errors
 from lsp_server.prepare import Preparer
 from lsp_server.protocol import DiffillProtocol
 from lsp_server.scheduler import ModelWorker
+from lsp_server.sources import MAX_SOURCE_CHARS, Sources
 from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, Stats
+from lsp_server.watcher import Watcher
 
 VERSION = "0.1.0"
 
@@ -43,6 +46,9 @@ class DiffillServer(LanguageServer):
         self.cache = CompletionCache()
         self.stats = Stats()
         self.planner: WindowPlanner | None = None
+        self.sources = Sources()  # other files, for chunks in the context
+        self.watcher: Watcher | None = None
+        self.last_picked: tuple[str, ...] = ()  # other files' chunks in the last request
         self.overrides: dict[str, object] = {}  # from the command line, over client settings
         self._loading: asyncio.Task | None = None
 
@@ -79,7 +85,8 @@ class DiffillServer(LanguageServer):
         try:
             completer = await self.worker.run(open_model, *source)
             self.engine.ready(completer)
-            self.planner, self.cache = WindowPlanner(completer.count_tokens), CompletionCache()
+            self.planner = WindowPlanner(completer.count_tokens, self.sources)
+            self.cache = CompletionCache()
             self.log(f"model ready: {completer.describe()}")
         except Exception as exc:  # the boundary: any load failure is a reason, not a dead server
             reason = (str(exc) or type(exc).__name__).splitlines()[0]
@@ -128,12 +135,13 @@ class DiffillServer(LanguageServer):
         started = time.perf_counter()
         self.preparer.cancel(context.uri)
         window = context.window
-        cached = self.cache.get(window.prefix, window.suffix)
+        self.last_picked = tuple(chunk.where for chunk in window.related.chunks)
+        cached = self.cache.get(window.model_prefix, window.suffix)
         if cached is not None and (len(cached) >= count or count == 1):
             texts, timings = completion.shown_texts(cached, context), None
         else:
             texts, timings = await self._run_model(context, count)
-            self.cache.put(window.prefix, window.suffix, texts)
+            self.cache.put(window.model_prefix, window.suffix, texts)
         self.stats.record((time.perf_counter() - started) * 1000, timings)
         return texts[:count]
 
@@ -168,18 +176,46 @@ class DiffillServer(LanguageServer):
                 return None  # closed, oversized or binary: the request will say why
             if not self.usable_for(document) or edit_offset > len(document.source):
                 return None
-            c = self.settings.context
-            window = self.planner.window(
-                uri, document.source, edit_offset, c.budget_tokens, c.suffix_share, c.grid_lines
+            language = document.language_id or ""
+            window = completion.plan_window(
+                self.planner, uri, document.source, edit_offset, self.settings, language
             )
-            return lambda: self.engine.completer.prepare(window.prefix, window.suffix)
+            return lambda: self.engine.completer.prepare(window.model_prefix, window.suffix)
 
         return build
 
+    def sync_watcher(self) -> None:
+        """Watch the workspace folders for changed files while other files are wanted."""
+        c = self.settings.context
+        wanted = c.other_files > 0 and c.watch_workspace
+        if self.watcher is not None and not wanted:
+            self.watcher.stop()
+            self.watcher = None
+        elif self.watcher is None and wanted:
+            self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def deliver(uri: str, text: str | None) -> None:
+            loop.call_soon_threadsafe(self.sources.changed_on_disk, uri, text)
+
+        def failed(message: str) -> None:
+            loop.call_soon_threadsafe(self.log, message, True)
+
+        cap = min(self.settings.max_file_bytes, MAX_SOURCE_CHARS)
+        self.watcher = Watcher(list(self.sources.roots), cap, deliver, failed)
+        self.watcher.start()
+        if self.watcher.roots:
+            self.log(f"watching {', '.join(self.watcher.roots)} for changed files")
+
     def close(self) -> None:
-        """Stop loading and stop the model thread: nothing may write after `exit`."""
+        """Stop loading, watching and the model thread: nothing may write after `exit`."""
         if self._loading is not None:
             self._loading.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         self.worker.close()
 
     def status(self) -> dict[str, object]:
@@ -194,7 +230,15 @@ class DiffillServer(LanguageServer):
             "pending": self.worker.in_flight + self.preparer.pending,
             "tasks": len(asyncio.all_tasks()),
             "stoppedRuns": self.worker.stopped,
+            "otherFiles": {"sources": self.sources.labels(), "picked": list(self.last_picked)},
         }
+
+
+def workspace_roots(ls: LanguageServer) -> tuple[str, ...]:
+    """Paths of the workspace folders, or of the root URI when the client sent no folders."""
+    uris = list(ls.workspace.folders) or [ls.workspace.root_uri]
+    paths = (to_fs_path(uri) for uri in uris if uri and uri.startswith("file:"))
+    return tuple(path for path in paths if path)
 
 
 server = DiffillServer()
@@ -207,21 +251,32 @@ def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
 
 @server.feature(types.INITIALIZED)
 def initialized(ls: DiffillServer, params: types.InitializedParams) -> None:
+    ls.sources.roots = workspace_roots(ls)
     ls.start_loading()
+    ls.sync_watcher()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: DiffillServer, params: types.DidChangeConfigurationParams):
     if params.settings is not None:  # null: the client expects a pull, which we do not need
         ls.apply_settings(params.settings)
+        ls.sync_watcher()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: DiffillServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.sources.opened(params.text_document.uri, params.text_document.text)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: DiffillServer, params: types.DidChangeTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
     change = params.content_changes[-1] if params.content_changes else None
+    if document is None:
+        return
+    ls.sources.update(document.uri, document.source)
     if not isinstance(change, types.TextDocumentContentChangePartial):
         return
-    document = ls.workspace.get_text_document(params.text_document.uri)
     try:
         edit_end = cursor_offset(document, change.range.start) + len(change.text)
     except DiffillError:
@@ -233,6 +288,7 @@ def did_change(ls: DiffillServer, params: types.DidChangeTextDocumentParams) -> 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DiffillServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.preparer.cancel(params.text_document.uri)
+    ls.sources.closed(params.text_document.uri)
     if ls.planner is not None:
         ls.planner.forget(params.text_document.uri)
 
@@ -305,3 +361,8 @@ async def status(ls: DiffillServer, params: object) -> dict[str, object]:
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: DiffillServer, params: None) -> None:
     ls.close()
+
+
+@server.feature(types.EXIT)
+def exit_(ls: DiffillServer, params: None) -> None:
+    ls.close()  # after shutdown this finds nothing left to stop
