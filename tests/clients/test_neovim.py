@@ -246,11 +246,13 @@ def test_omnifunc_completion_fallback(editor):
         " for _, x in ipairs(i) do w[#w + 1] = x.word end return w end)()",
         "the omni-completion menu",
     )
-    firsts = {text.split("\n")[0] for text in texts}
-    assert words[0] in firsts or words[0] in texts
+    # Neovim's omnifunc offers a plain-text edit's newText up to its first white space
+    # (runtime/lua/vim/lsp/completion.lua, get_completion_word).
+    firsts = {text.split()[0] if text.split() else text for text in texts}
+    assert words[0] in firsts
     editor.nvim.input("<C-y>")
     editor.wait_for("vim.fn.complete_info({'mode'}).mode == ''", "the menu to close")
-    assert editor.lines()[-1].endswith(words[0])
+    assert words[0] in editor.lines()[-1]  # accepted into the cursor's line
 
 
 def test_status_and_toggle(editor):
