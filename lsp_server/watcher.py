@@ -3,7 +3,9 @@
 watchfiles (Rust notify over inotify) reports which files changed: nothing is crawled and no
 socket is opened. Each changed file that is small enough, not binary, UTF-8, and outside
 version-control, dependency, virtual-environment and build folders is read on the watcher
-thread and handed to `deliver`, which must hop to the event loop itself.
+thread and handed to `deliver`, which must hop to the event loop itself. A folder that
+appears (a checkout, an unpacked archive) is read whole: files created in it before its
+watch was set up raise no event of their own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ IGNORED_DIRS = (
 DEBOUNCE_MS = 800  # watchfiles groups the changes of this long into one batch
 BINARY_PROBE = 8192  # a NUL byte in the first this many bytes means binary
 STOP_TIMEOUT_S = 2.0
+MAX_NEW_FOLDER_FILES = 200  # files read from one folder that appeared
 
 Deliver = Callable[[str, "str | None"], None]
 
@@ -41,6 +44,17 @@ def read_source(path: str, max_bytes: int) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def files_under(folder: str, limit: int = MAX_NEW_FOLDER_FILES) -> list[str]:
+    """Up to `limit` files in `folder` and its subfolders, ignored folders skipped."""
+    found: list[str] = []
+    for parent, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if name not in IGNORED_DIRS]
+        found.extend(os.path.join(parent, name) for name in files)
+        if len(found) >= limit:
+            break
+    return found[:limit]
 
 
 class Watcher:
@@ -64,11 +78,12 @@ class Watcher:
             self._thread.join(STOP_TIMEOUT_S)
 
     def _run(self) -> None:
-        from watchfiles import Change, DefaultFilter, watch
+        from watchfiles import DefaultFilter, watch
 
+        keep = DefaultFilter(ignore_dirs=IGNORED_DIRS)
         changes = watch(
             *self.roots,
-            watch_filter=DefaultFilter(ignore_dirs=IGNORED_DIRS),
+            watch_filter=keep,
             debounce=DEBOUNCE_MS,
             stop_event=self._stop,
             raise_interrupt=False,
@@ -77,8 +92,18 @@ class Watcher:
         try:
             for batch in changes:
                 for change, path in batch:
-                    gone = change == Change.deleted
-                    text = None if gone else read_source(path, self._max_bytes)
-                    self._deliver(from_fs_path(path), text)
+                    self._changed(change, path, keep)
         except Exception as exc:  # the thread's boundary: say why watching stopped
             self._on_error(f"watching {', '.join(self.roots)} stopped: {exc}")
+
+    def _changed(self, change, path: str, keep: Callable) -> None:
+        from watchfiles import Change
+
+        if change == Change.added and os.path.isdir(path):
+            for file in files_under(path):
+                if keep(change, file):
+                    self._deliver(from_fs_path(file), read_source(file, self._max_bytes))
+        elif change == Change.deleted:
+            self._deliver(from_fs_path(path), None)
+        else:
+            self._deliver(from_fs_path(path), read_source(path, self._max_bytes))
