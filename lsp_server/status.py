@@ -17,7 +17,9 @@
       "accepted": int,                  # suggestions the user accepted (diffill.accepted)
       "pending": int,                   # completion and pre-encoding jobs not finished yet
       "tasks": int,                     # asyncio tasks alive in the server, this one included
-      "stoppedRuns": int                # engine runs skipped or stopped between steps by a cancel
+      "stoppedRuns": int,               # engine runs skipped or stopped between steps by a cancel
+      "otherFiles": {"sources": [str],  # files that may lend chunks, most recently changed first
+                     "picked": [str]}   # "path:first-last" chunks in the last request's context
     }
 
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns
