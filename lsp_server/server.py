@@ -184,14 +184,16 @@ class DiffillServer(LanguageServer):
 
         return build
 
-    def sync_watcher(self) -> None:
-        """Watch the workspace folders for changed files while other files are wanted."""
+    def sync_watcher(self, restart: bool = False) -> None:
+        """Watch the workspace folders for changed files while other files are wanted;
+        `restart` when the folders changed."""
         c = self.settings.context
         wanted = c.other_files > 0 and c.watch_workspace
-        if self.watcher is not None and not wanted:
+        if self.watcher is not None and (restart or not wanted):
             self.watcher.stop()
             self.watcher = None
-        elif self.watcher is None and wanted:
+        if self.watcher is None and wanted:
+            self.sources.roots = workspace_roots(self)
             self._start_watcher()
 
     def _start_watcher(self) -> None:
@@ -200,14 +202,12 @@ class DiffillServer(LanguageServer):
         def deliver(uri: str, text: str | None) -> None:
             loop.call_soon_threadsafe(self.sources.changed_on_disk, uri, text)
 
-        def failed(message: str) -> None:
-            loop.call_soon_threadsafe(self.log, message, True)
+        def report(message: str, error: bool) -> None:
+            loop.call_soon_threadsafe(self.log, message, error)
 
         cap = min(self.settings.max_file_bytes, MAX_SOURCE_CHARS)
-        self.watcher = Watcher(list(self.sources.roots), cap, deliver, failed)
+        self.watcher = Watcher(list(self.sources.roots), cap, deliver, report)
         self.watcher.start()
-        if self.watcher.roots:
-            self.log(f"watching {', '.join(self.watcher.roots)} for changed files")
 
     def close(self) -> None:
         """Stop loading, watching and the model thread: nothing may write after `exit`."""
@@ -251,7 +251,7 @@ def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
 
 @server.feature(types.INITIALIZED)
 def initialized(ls: DiffillServer, params: types.InitializedParams) -> None:
-    ls.sources.roots = workspace_roots(ls)
+    ls.sources.roots = workspace_roots(ls)  # for the labels, even without watching
     ls.start_loading()
     ls.sync_watcher()
 
@@ -261,6 +261,12 @@ def did_change_configuration(ls: DiffillServer, params: types.DidChangeConfigura
     if params.settings is not None:  # null: the client expects a pull, which we do not need
         ls.apply_settings(params.settings)
         ls.sync_watcher()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def did_change_workspace_folders(ls: DiffillServer, params: types.DidChangeWorkspaceFoldersParams):
+    ls.sources.roots = workspace_roots(ls)
+    ls.sync_watcher(restart=True)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -23,11 +23,13 @@ IGNORED_DIRS = (
     *("site-packages", "dist-packages", "build", "dist", "target"),
 )
 DEBOUNCE_MS = 800  # watchfiles groups the changes of this long into one batch
+WAKE_MS = 1000  # the first wake-up says the watch is set up (changes before it are missed)
 BINARY_PROBE = 8192  # a NUL byte in the first this many bytes means binary
 STOP_TIMEOUT_S = 2.0
 MAX_NEW_FOLDER_FILES = 200  # files read from one folder that appeared
 
 Deliver = Callable[[str, "str | None"], None]
+Report = Callable[[str, bool], None]  # (message, is_error)
 
 
 def read_source(path: str, max_bytes: int) -> str | None:
@@ -58,13 +60,12 @@ def files_under(folder: str, limit: int = MAX_NEW_FOLDER_FILES) -> list[str]:
 
 
 class Watcher:
-    """One thread watching `roots` until `stop`; `deliver(uri, text or None)` per change."""
+    """One thread watching `roots` until `stop`; `deliver(uri, text or None)` per change,
+    `report` once the watch is set up and when it fails."""
 
-    def __init__(
-        self, roots: list[str], max_bytes: int, deliver: Deliver, on_error: Callable[[str], None]
-    ) -> None:
+    def __init__(self, roots: list[str], max_bytes: int, deliver: Deliver, report: Report) -> None:
         self.roots = tuple(root for root in roots if os.path.isdir(root))
-        self._max_bytes, self._deliver, self._on_error = max_bytes, deliver, on_error
+        self._max_bytes, self._deliver, self._report = max_bytes, deliver, report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="diffill-watch", daemon=True)
 
@@ -88,13 +89,19 @@ class Watcher:
             stop_event=self._stop,
             raise_interrupt=False,
             ignore_permission_denied=True,
+            rust_timeout=WAKE_MS,
+            yield_on_timeout=True,
         )
+        where, ready = ", ".join(self.roots), False
         try:
             for batch in changes:
+                if not ready:
+                    ready = True
+                    self._report(f"watching {where} for changed files", False)
                 for change, path in batch:
                     self._changed(change, path, keep)
         except Exception as exc:  # the thread's boundary: say why watching stopped
-            self._on_error(f"watching {', '.join(self.roots)} stopped: {exc}")
+            self._report(f"watching {where} stopped: {exc}", True)
 
     def _changed(self, change, path: str, keep: Callable) -> None:
         from watchfiles import Change

@@ -124,6 +124,16 @@ async def _start_in(client: LanguageClient, folder: Path) -> None:
     await wait_loaded(client)
 
 
+async def _watching(client: LanguageClient, folder: Path) -> None:
+    """Until the server logs that its watch on `folder` is set up."""
+
+    async def wait() -> None:
+        while not any(f"watching {folder} for" in m.message for m in client.log_messages):
+            await client.wait_for_notification(types.WINDOW_LOG_MESSAGE)
+
+    await asyncio.wait_for(wait(), WAIT_S)
+
+
 async def _sources_once(client: LanguageClient, label: str, present: bool) -> list[str]:
     """The server's sources once `label` is among them (or gone from them): a poll, since
     the watcher reports in its own time."""
@@ -141,7 +151,7 @@ async def test_a_file_written_into_the_workspace_becomes_a_source(guarded):  # n
     workspace = folder / "workspace"
     (workspace / "node_modules" / "dep").mkdir(parents=True)
     await _start_in(client, workspace)
-    assert any("for changed files" in log.message for log in client.log_messages)
+    await _watching(client, workspace)
     (workspace / "node_modules" / "dep" / "index.js").write_text("function add(a, b) {}\n")
     (workspace / "blob.bin").write_bytes(b"\x00add\x00" * 100)
     (workspace / "pkg").mkdir()
@@ -156,4 +166,18 @@ async def test_a_file_written_into_the_workspace_becomes_a_source(guarded):  # n
     assert (await status(client)).otherFiles.picked == ["pkg/calc.py:1-10"]
     (workspace / "pkg" / "calc.py").unlink()
     assert await _sources_once(client, "pkg/calc.py", present=False) == ["a.py"]
+    await _moves_to_another_folder(client, workspace, folder / "second")
     assert not (folder / "network.log").exists(), (folder / "network.log").read_text()
+
+
+async def _moves_to_another_folder(client: LanguageClient, old: Path, new: Path) -> None:
+    """After didChangeWorkspaceFolders the new folder is watched (and labels follow it)."""
+    new.mkdir()
+    event = types.WorkspaceFoldersChangeEvent(
+        added=[types.WorkspaceFolder(uri=new.as_uri(), name="second")],
+        removed=[types.WorkspaceFolder(uri=old.as_uri(), name="w")],
+    )
+    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event))
+    await _watching(client, new)
+    (new / "util.py").write_text(CALC)
+    assert "util.py" in await _sources_once(client, "util.py", present=True)
