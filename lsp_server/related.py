@@ -9,6 +9,8 @@ here is tested on strings.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,6 +38,13 @@ LINE_COMMENTS = {
     "%": "erlang latex tex matlab prolog",
 }
 COMMENT_FOR = {lang: mark for mark, langs in LINE_COMMENTS.items() for lang in langs.split()}
+FAMILIES = (  # extensions whose files lend each other chunks (other extensions: only their own)
+    ".c .h .cc .cpp .cxx .c++ .hpp .hh .hxx .cu .cuh .m .mm",
+    ".js .jsx .mjs .cjs .ts .tsx .mts .cts .vue .svelte",
+    ".py .pyi .pyx .pxd",
+    ".sh .bash .zsh",
+)
+FAMILY_OF = {ext: family.split()[0] for family in FAMILIES for ext in family.split()}
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,19 @@ class Related:
 
 
 NOTHING = Related()
+
+
+@functools.lru_cache(maxsize=1024)
+def family(path: str) -> str:
+    """What a file's chunks may go to: files of the same family of extensions (Copilot's
+    neighboring tabs likewise keep to the document's language); "" for no extension."""
+    extension = os.path.splitext(path)[1].lower()
+    return FAMILY_OF.get(extension, extension)
+
+
+def related_kinds(a: str, b: str) -> bool:
+    """Whether files of families `a` and `b` lend each other chunks (no extension: any)."""
+    return a == b or not a or not b
 
 
 def identifiers(text: str) -> frozenset[str]:

@@ -1,5 +1,7 @@
 """The other files that may lend chunks to the context: open documents and files changed on
-disk, the most recently changed first, at most MAX_SOURCES of them.
+disk, the most recently changed first, at most MAX_SOURCES of them. A document borrows only
+from files of its own family of extensions (related.family), so prose or another language
+never lands in its prefix.
 
 A change to a file already known counts once the file has been quiet for SETTLE_S: the
 document being typed in, or a log file being appended to, must not change the other
@@ -14,12 +16,12 @@ import functools
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pygls.uris import to_fs_path
 
-from lsp_server.related import Chunk, split_chunks
+from lsp_server.related import Chunk, family, related_kinds, split_chunks
 
 MAX_SOURCES = 20
 MAX_SOURCE_CHARS = 500_000  # bigger files cost more to chunk and score than they give
@@ -41,6 +43,10 @@ class _Source:
     pending: str | None = None  # a newer text, not settled yet
     changed_at: float = 0.0
     chunks: tuple[Chunk, ...] | None = None  # of `text`, split when first needed
+
+    @property
+    def family(self) -> str:
+        return family(self.label)
 
 
 class Sources:
@@ -86,24 +92,31 @@ class Sources:
             del self._files[next(iter(self._files))]
 
     def has_others(self, uri: str) -> bool:
-        return len(self._files) > (file_key(uri) in self._files)
+        """Whether any file may lend `uri` chunks."""
+        return any(True for _ in self._others(uri))
 
     def signature(self, uri: str) -> frozenset[tuple[str, int]]:
         """What the picks for `uri` depend on: the other files' settled versions."""
         self._settle()
-        skip = file_key(uri)
-        return frozenset((key, s.stamp) for key, s in self._files.items() if key != skip)
+        return frozenset((key, source.stamp) for key, source in self._others(uri))
 
     def chunks(self, uri: str) -> list[Chunk]:
-        """The chunks of every file but `uri`, the most recently changed file's first."""
+        """The chunks of the files that may lend `uri` some, the most recent file's first."""
         self._settle()
-        skip, found = file_key(uri), []
-        for key, source in reversed(self._files.items()):
-            if key != skip:
-                if source.chunks is None:
-                    source.chunks = split_chunks(source.label, source.text)
-                found.extend(source.chunks)
+        found: list[Chunk] = []
+        for _, source in self._others(uri):
+            if source.chunks is None:
+                source.chunks = split_chunks(source.label, source.text)
+            found.extend(source.chunks)
         return found
+
+    def _others(self, uri: str) -> Iterator[tuple[str, _Source]]:
+        """The files but `uri` of a family related to its own, the most recent first."""
+        skip = file_key(uri)
+        kind = family(skip)
+        for key, source in reversed(self._files.items()):
+            if key != skip and related_kinds(kind, source.family):
+                yield key, source
 
     def labels(self) -> list[str]:
         """The known files, the most recently changed first (for `diffill/status`)."""

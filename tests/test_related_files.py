@@ -193,3 +193,24 @@ def test_read_source_refuses_binary_big_and_non_utf8_files(tmp_path):
     for name in ("nul.py", "latin.py", "big.py", "gone.py"):
         assert read_source(str(tmp_path / name), 500) is None, name
     assert read_source(str(tmp_path), 1000) is None  # a folder
+
+
+def test_families_of_extensions():
+    assert related.family("src/a.tsx") == related.family("lib/b.js")
+    assert related.family("x.h") == related.family("x.cpp")
+    assert related.family("x.py") != related.family("README.md")
+    assert related.related_kinds(related.family("untitled:Untitled-1"), related.family("a.md"))
+
+
+def test_a_document_borrows_only_from_its_family():
+    sources = Sources()
+    sources.opened("file:///w/README.md", "Call parse_header(packet) first.\n")
+    assert not sources.has_others("file:///w/a.py")
+    sources.changed_on_disk(
+        "file:///w/packets.pyi", "def parse_header(packet: bytes) -> dict: ...\n"
+    )
+    assert [c.label for c in sources.chunks("file:///w/a.py")] == ["/w/packets.pyi"]
+    assert {c.label for c in sources.chunks("untitled:Untitled-1")} == {
+        "/w/packets.pyi",
+        "/w/README.md",
+    }
