@@ -58,7 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-only", action="store_true", help="random weights, no training")
     parser.add_argument("--minutes", type=float, help="training minutes per point (the plan's)")
     parser.add_argument("--train-steps", type=int, default=0, help="cap on training steps")
-    parser.add_argument("--positions", type=int, default=24, help="held-out latency positions")
+    parser.add_argument("--positions", type=int, default=48, help="held-out latency positions")
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians reported")
     parser.add_argument("--max-tokens", type=int, default=16, help="of a latency request")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per block")
     parser.add_argument("--eval-limit", type=int, default=10, help="eval examples per span kind")
@@ -78,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan, args.plan_file)
     points = plan.select([n.strip() for n in args.points.split(",") if n.strip()])
-    if args.positions < 2 or args.eval_limit < 1 or args.steps < 1 or args.max_tokens < 1:
-        raise InputError("--positions needs at least 2; --eval-limit, --steps, --max-tokens 1")
+    if args.positions < 2 or min(args.rounds, args.eval_limit, args.steps, args.max_tokens) < 1:
+        raise InputError("--positions needs 2 at least; --rounds, --eval-limit, --steps 1")
     manifest = load_manifest(args.corpus)
     out = args.out or Path("runs") / f"sweep-{plan.name}"
     positions = latency_positions(manifest, args)
-    settings = sweep_settings(args, plan)
+    settings = sweep_settings(args, plan, len(positions))
     borrowed = load_borrowed(args.latency_from, settings) if args.latency_from else {}
     sweep = Sweep(plan, settings, out, manifest, positions, args.remeasure, borrowed)
     rows = [sweep_point(sweep, point, f"{i}/{len(points)}") for i, point in enumerate(points, 1)]
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def sweep_settings(args: argparse.Namespace, plan: Plan) -> dict:
+def sweep_settings(args: argparse.Namespace, plan: Plan, found: int) -> dict:
+    """Everything the table's notes and the cache keys need; `found`: latency positions."""
     import onnxruntime
 
     return {
@@ -106,6 +108,8 @@ def sweep_settings(args: argparse.Namespace, plan: Plan) -> dict:
         "latency_only": args.latency_only,
         "corpus": str(Path(args.corpus).resolve()),
         "positions": args.positions,
+        "rounds": args.rounds,
+        "positions_found": found,
         "max_tokens": args.max_tokens,
         "steps": args.steps,
         "threshold": THRESHOLD,
@@ -131,7 +135,8 @@ def recipe(sweep: Sweep, point: Point) -> dict:
     """What a point's cached stages depend on: `build` for the model, `measure` for figures."""
     s = sweep.settings
     build_keys = ("train_preset", "minutes", "train_steps", "latency_only", "corpus")
-    measure_keys = ("positions", "max_tokens", "steps", "threshold", "context_tokens", "threads")
+    measure_keys = ("positions", "rounds", "max_tokens", "steps", "threshold", "context_tokens")
+    measure_keys += ("threads",)
     measure_keys += ("latency_from",)
     if not s["latency_only"]:
         measure_keys += ("eval_limit",)

@@ -55,8 +55,9 @@ def row_line(r: dict, budget_ms: float) -> str:
 def notes(rows: list[dict], settings: dict) -> list[str]:
     s = settings
     lines = [
-        f"Latency: ONNX Runtime on {s['threads']} threads, one session at a time, "
-        f"{s['positions']} held-out single-line positions, context cut to {s['context_tokens']} "
+        f"Latency: ONNX Runtime on {s['threads']} threads, one session at a time, medians "
+        f"of {s['rounds']} rounds over {s['positions_found']} held-out single-line positions, "
+        f"context cut to {s['context_tokens']} "
         f"tokens, max_tokens {s['max_tokens']}, {s['steps']} steps per block, threshold "
         f"{s['threshold']}. Warm: the context prepared first (as the server does on didChange); "
         f"cold: encoded in the request. steps: mean denoising steps of a warm request. "
@@ -66,7 +67,7 @@ def notes(rows: list[dict], settings: dict) -> list[str]:
     ]
     loads = [r["load_average"] for r in rows]
     lines.append(
-        f"1-minute load average as each point's latency was measured: "
+        f"1-minute load average around each point's latency (the larger of before and after): "
         f"{min(loads):.1f} to {max(loads):.1f}."
     )
     borrowed = {r["name"]: r["latency_machine"] for r in rows if r["latency_machine"] != "here"}

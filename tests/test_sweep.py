@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def sweep_argv(corpus: Path, out: Path, *extra: str) -> list[str]:
     argv = ["sweep", "--plan", "tiny", "--corpus", str(corpus), "--out", str(out)]
-    return [*argv, "--positions", "4", "--json", str(out / "sweep.json"), *extra]
+    return [*argv, "--positions", "4", "--rounds", "2", "--json", str(out / "sweep.json"), *extra]
 
 
 def sweep(corpus: Path, out: Path, *extra: str) -> dict:
@@ -74,6 +75,8 @@ def test_latency_only_rows_have_each_points_real_shape_and_rerun_reuses_them(
         assert {k: row[k] for k in point.shape()} == point.shape()
         assert row["tokens_seen"] is None and row["edit_similarity"] is None
         assert 0 < row["warm_p50_ms"] <= row["warm_p95_ms"] and row["cold_p50_ms"] > 0
+        assert row["warm_p50_ms"] == statistics.median(row["warm_p50_rounds_ms"])
+        assert len(row["warm_p50_rounds_ms"]) == 2
         assert 1 <= row["warm_steps"] <= 4 * -(-16 // point.config.canvas_size)
     assert (out / "tokenizers" / "vocab-384.json").is_file()
     assert load_tokenizer(out / "tokenizers" / "vocab-512.json").get_vocab_size() == 512
