@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -26,7 +27,13 @@ from engine.checkpoint import TOKENIZER_FILE
 from engine.completer import DEFAULT_STEPS
 from engine.errors import DiffillError, InputError
 from engine.evaluate import Example, heldout_examples
-from engine.sweep_measure import SERVER_THREADS, borrowed_row, load_borrowed, measure_model
+from engine.sweep_measure import (
+    LATENCY_SETTINGS,
+    SERVER_THREADS,
+    borrowed_row,
+    load_borrowed,
+    measure_model,
+)
 from engine.sweep_plan import PLANS, Plan, Point, load_plan
 from engine.sweep_report import pick, report
 
@@ -135,9 +142,7 @@ def recipe(sweep: Sweep, point: Point) -> dict:
     """What a point's cached stages depend on: `build` for the model, `measure` for figures."""
     s = sweep.settings
     build_keys = ("train_preset", "minutes", "train_steps", "latency_only", "corpus")
-    measure_keys = ("positions", "rounds", "max_tokens", "steps", "threshold", "context_tokens")
-    measure_keys += ("threads",)
-    measure_keys += ("latency_from",)
+    measure_keys = (*LATENCY_SETTINGS, "latency_from")
     if not s["latency_only"]:
         measure_keys += ("eval_limit",)
     return {
@@ -176,6 +181,11 @@ def ensure_model(sweep: Sweep, point: Point, counter: str, build: dict) -> Path:
     model = folder / MODEL_DIR
     if read_json(folder / BUILD_FILE) == build:
         return model
+    if build["latency_only"] and (folder / RUN_DIR / "train_state.json").exists():
+        raise InputError(
+            f"{folder} holds a trained run that random weights would replace: "
+            "give the latency-only sweep another --out"
+        )
     for stale in (folder / RESULT_FILE, folder / BUILD_FILE):
         stale.unlink(missing_ok=True)
     for stale in (model, folder / RUN_DIR):
@@ -203,10 +213,11 @@ def tokenizer_for(sweep: Sweep, point: Point) -> Path:
     shipped = default_model_path() / TOKENIZER_FILE
     if shipped.is_file() and load_tokenizer(shipped).get_vocab_size() == size:
         return shipped
-    path = sweep.out / "tokenizers" / f"vocab-{size}.json"
+    corpus = hashlib.sha1(sweep.settings["corpus"].encode()).hexdigest()[:8]
+    path = sweep.out / "tokenizers" / f"vocab-{size}-{corpus}.json"  # one per corpus and size
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"vocab-{size}.partial.json")
+        partial = path.with_name(path.stem + ".partial.json")
         argv = ["tokenizer", "--corpus", sweep.settings["corpus"], "--out", str(partial)]
         diffill([*argv, "--vocab-size", str(size)], path.parent / LOG_FILE, point.name)
         partial.replace(path)

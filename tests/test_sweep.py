@@ -78,8 +78,9 @@ def test_latency_only_rows_have_each_points_real_shape_and_rerun_reuses_them(
         assert row["warm_p50_ms"] == statistics.median(row["warm_p50_rounds_ms"])
         assert len(row["warm_p50_rounds_ms"]) == 2
         assert 1 <= row["warm_steps"] <= 4 * -(-16 // point.config.canvas_size)
-    assert (out / "tokenizers" / "vocab-384.json").is_file()
-    assert load_tokenizer(out / "tokenizers" / "vocab-512.json").get_vocab_size() == 512
+    tokenizers = {p.name.split("-")[1]: p for p in (out / "tokenizers").glob("vocab-*.json")}
+    assert sorted(tokenizers) == ["384", "512"]
+    assert load_tokenizer(tokenizers["512"]).get_vocab_size() == 512
     before, _ = mtimes(out / "base"), capsys.readouterr()
     again, captured = sweep(corpus, out, "--latency-only"), capsys.readouterr()
     assert "base: cached" in captured.err
@@ -111,6 +112,9 @@ def test_training_points_report_their_run_and_reuse_the_model(
     err = capsys.readouterr().err
     assert "measuring" in err and "training" not in err
     assert row["points"][0]["latency_machine"] == "here"
+    assert main(sweep_argv(corpus, out, "--points", "base", "--latency-only")) == 2
+    assert "holds a trained run that random weights would replace" in capsys.readouterr().err
+    assert log.stat().st_mtime_ns == trained
     other = sweep_argv(corpus, out, "--latency-from", str(measured), "--max-tokens", "8")
     assert main(other) == 2
     assert "was measured with other max_tokens" in capsys.readouterr().err
