@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install demo test lint test-vscode corpus tokenizer train-default export eval \
-	bench-engine bench-lsp bench-family gap-length gap-length-smoke gpu-run gpu-run-smoke clean
+	bench-engine bench-lsp bench-family gap-length gap-length-smoke sweep-latency gpu-run gpu-run-smoke clean
 
 $(BIN)/diffill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ gap-length: corpus
 gap-length-smoke: corpus
 	PATH=$(abspath $(BIN)):$$PATH PRESET=tiny MINUTES=0.3 EVAL_LIMIT=2 OUT=runs/gap_length_smoke \
 		scripts/gap_length.sh
+
+# Issue 6's size sweep, latency side: ten shapes around the default, random weights, this CPU.
+sweep-latency: corpus
+	$(BIN)/diffill sweep --plan cpu --latency-only --json runs/sweep-cpu.json
 
 # One call on a lent GPU machine: corpus, gpu preset in bf16, eval, shards into $OUT.
 gpu-run:
