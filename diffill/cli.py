@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("engine.export", "export a checkpoint to ONNX graphs for serving"),
     "complete": ("engine.complete", "complete a file position or a JSON prefix/suffix on stdin"),
     "eval": ("engine.evaluate", "exact match and edit similarity on held-out FIM examples"),
+    "eval context": ("lsp_server.eval_context", "held-out gaps with and without other files"),
     "bench engine": ("engine.bench", "engine latency and tokens/s, diffusion against ar"),
     "bench lsp": ("lsp_server.bench", "end-to-end latency through the real language server"),
     "bench family": ("engine.families.bench", "open-weight family latency, DualCache on/off"),
