@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_harness import lsp_fixture, open_doc, start
+from lsp_harness import open_doc, start
 from lsprotocol import types
-from pytest_lsp import LanguageClient
 from test_families_infill import chain_rows, hand_built, ids_of, logit_for
 
 from engine.families.spec import DREAM
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 def dream_chain(folder: Path) -> Path:

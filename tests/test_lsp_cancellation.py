@@ -9,17 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
+from lsp_harness import inline_params, open_doc, start, status, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
 
 INLINE = types.TEXT_DOCUMENT_INLINE_COMPLETION
 SLOW = {"model": {"mode": "ar", "maxTokens": 64}}

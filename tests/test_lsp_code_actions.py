@@ -13,7 +13,6 @@ from lsp_harness import (
     DIFFILL,
     capabilities,
     inline_params,
-    lsp_fixture,
     serving_model,
     status,
     trained_model,
@@ -35,12 +34,6 @@ from lsp_server.config import Settings
 URI = "file:///w/a.py"
 REWRITE, FILL = code_actions.TITLES["rewrite"], code_actions.TITLES["fill"]
 STUB = 'def mean(values):\n    """The average of values."""\n    pass\n\n\nprint(mean([1, 2]))\n'
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 async def start(

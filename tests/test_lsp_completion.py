@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from lsp_harness import lsp_fixture, open_doc, serving_model, start, trained_model
+from lsp_harness import open_doc, serving_model, start, trained_model
 from lsprotocol import types
-from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 async def test_one_item_inserts_the_whole_suggestion(client):

@@ -6,17 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
+from lsp_harness import inline_params, open_doc, start, status, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
 
 URI = "file:///w/a.py"
 

@@ -7,18 +7,11 @@ An incremental edit deletes two emoji right before the cursor; the line must end
 from __future__ import annotations
 
 import pytest
-from lsp_harness import inline_params, lsp_fixture, open_doc, start, trained_model
+from lsp_harness import inline_params, open_doc, start, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
 
 EMOJI = "😀🐍"  # both outside the Basic Multilingual Plane
 UNITS = {"utf-16": 4, "utf-8": 8}  # code units the two emoji take in each encoding

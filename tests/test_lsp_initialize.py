@@ -5,15 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest_lsp
-from lsp_harness import lsp_fixture, start, trained_model
+from lsp_harness import start, trained_model
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 @pytest_lsp.fixture(

@@ -6,7 +6,6 @@ from lsp_harness import (
     EMBEDDED,
     capabilities,
     inline_params,
-    lsp_fixture,
     open_doc,
     serving_model,
     start,
@@ -15,14 +14,7 @@ from lsp_harness import (
     wait_loaded,
 )
 from lsprotocol import types
-from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 async def test_capability_is_advertised(client):

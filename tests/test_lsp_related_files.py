@@ -12,7 +12,6 @@ from pathlib import Path
 from lsp_harness import (
     capabilities,
     inline_params,
-    lsp_fixture,
     open_doc,
     start,
     status,
@@ -41,12 +40,6 @@ CALC = (
 )
 RENDERED = f"# path: /w/calc.py\n{CALC}\n"
 WAIT_S = 60
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
 
 
 def _open_calc(client: LanguageClient) -> None:

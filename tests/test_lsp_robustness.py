@@ -6,18 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
+from lsp_harness import inline_params, open_doc, start, status, trained_model
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
 
 URI = "file:///w/a.py"
 INLINE = types.TEXT_DOCUMENT_INLINE_COMPLETION

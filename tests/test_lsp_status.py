@@ -6,7 +6,6 @@ import shutil
 
 from lsp_harness import (
     inline_params,
-    lsp_fixture,
     open_doc,
     start,
     status,
@@ -16,13 +15,6 @@ from lsp_harness import (
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX
-
-
-@lsp_fixture()
-async def client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
 
 URI = "file:///w/a.py"
 
