@@ -14,11 +14,21 @@ import time
 from pathlib import Path
 
 from engine.completer import Completer, CompletionRequest
-from engine.evaluate import Answer, Example
+from engine.evaluate import (
+    Answer,
+    Example,
+    heldout_examples,
+    load_or_build_manifest,
+    score_rows,
+    shown,
+    table,
+)
+from lsp_server.completion import plan_window
 from lsp_server.config import Settings
 from lsp_server.context import WindowPlanner
 from lsp_server.related import family
-from lsp_server.sources import Sources
+from lsp_server.sources import MAX_SOURCE_CHARS, Sources
+from lsp_server.watcher import read_source
 
 LANGUAGE_IDS = {"shell": "shellscript"}  # corpus language -> LSP languageId, where they differ
 ALONE, WITH_OTHERS = "file alone", "with other files"
@@ -35,7 +45,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.evaluate import heldout_examples, load_or_build_manifest, score_rows, table
     from engine.loading import open_completer
 
     examples = heldout_examples(load_or_build_manifest(args.manifest), args.limit, seed=0)
@@ -65,10 +74,7 @@ def folder_sources(example: Example, args: argparse.Namespace) -> Sources:
     siblings = [p for p in sorted(own.parent.iterdir()) if p != own and p.is_file()]
     kin = [p for p in siblings if family(str(p)) == family(str(own))][: args.siblings]
     for path in kin:
-        try:
-            sources.changed_on_disk(path.resolve().as_uri(), path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            continue
+        sources.changed_on_disk(path.resolve().as_uri(), read_source(str(path), MAX_SOURCE_CHARS))
     return sources
 
 
@@ -77,22 +83,11 @@ def answer_in_editor(
 ) -> tuple[Answer, int]:
     """The answer the server would show at the gap (the document holds prefix + suffix), and
     how many chunks of other files went before the prefix."""
-    from engine.evaluate import shown
-
     uri = Path(example.path).resolve().as_uri()
     language = LANGUAGE_IDS.get(example.language, example.language)
     planner = WindowPlanner(completer.count_tokens, sources)
-    c = settings.context
-    window = planner.window(
-        uri,
-        example.prefix + example.suffix,
-        len(example.prefix),
-        c.budget_tokens,
-        c.suffix_share,
-        c.grid_lines,
-        c.other_files,
-        language,
-    )
+    text, offset = example.prefix + example.suffix, len(example.prefix)
+    window = plan_window(planner, uri, text, offset, settings, language)
     request = CompletionRequest(
         prefix=window.model_prefix,
         suffix=window.suffix,

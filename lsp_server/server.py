@@ -187,13 +187,13 @@ class DiffillServer(LanguageServer):
     def sync_watcher(self, restart: bool = False) -> None:
         """Watch the workspace folders for changed files while other files are wanted;
         `restart` when the folders changed."""
+        self.sources.roots = workspace_roots(self)  # for the labels, even without watching
         c = self.settings.context
         wanted = c.other_files > 0 and c.watch_workspace
         if self.watcher is not None and (restart or not wanted):
             self.watcher.stop()
             self.watcher = None
         if self.watcher is None and wanted:
-            self.sources.roots = workspace_roots(self)
             self._start_watcher()
 
     def _start_watcher(self) -> None:
@@ -251,7 +251,6 @@ def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
 
 @server.feature(types.INITIALIZED)
 def initialized(ls: DiffillServer, params: types.InitializedParams) -> None:
-    ls.sources.roots = workspace_roots(ls)  # for the labels, even without watching
     ls.start_loading()
     ls.sync_watcher()
 
@@ -265,7 +264,6 @@ def did_change_configuration(ls: DiffillServer, params: types.DidChangeConfigura
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
 def did_change_workspace_folders(ls: DiffillServer, params: types.DidChangeWorkspaceFoldersParams):
-    ls.sources.roots = workspace_roots(ls)
     ls.sync_watcher(restart=True)
 
 
