@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -
         parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the runtime")
+
+
+def parse_choices(text: str, choices: Sequence[str], what: str) -> tuple[str, ...]:
+    """A comma list option's names, each one of `choices`; InputError naming the others."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(set(names) - set(choices))
+    if unknown or not names:
+        raise InputError(f"unknown {what} {unknown}; choose from {', '.join(choices)}")
+    return names
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

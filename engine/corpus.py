@@ -293,16 +293,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heldout-fraction", type=float, default=0.02)
 
 
-def _parse_languages(text: str) -> tuple[str, ...]:
-    languages = tuple(lang.strip() for lang in text.split(",") if lang.strip())
-    unknown = sorted(set(languages) - set(LANGUAGES))
-    if unknown or not languages:
-        raise InputError(f"unknown languages {unknown}; choose from {', '.join(LANGUAGES)}")
-    return languages
-
-
 def run(args: argparse.Namespace) -> int:
-    languages = _parse_languages(args.languages)
+    from engine.complete import parse_choices
+
+    languages = parse_choices(args.languages, LANGUAGES, "languages")
     if not 0.0 <= args.heldout_fraction < 1.0:
         raise InputError(f"--heldout-fraction must be in [0, 1), got {args.heldout_fraction}")
     missing = [r for r in args.root if not Path(r).is_dir()]

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import get_args
 
 from engine.completer import DEFAULT_STEPS, Completer, CompletionRequest, Length, Mode
-from engine.errors import InputError
 
 KINDS: dict[str, str | None] = {"single-line": "line", "multi-line": "lines", "random-span": None}
 BASELINES: dict[str, str] = {"empty": "", "pass": "pass"}
@@ -81,9 +80,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.complete import parse_choices
     from engine.loading import open_completer
 
-    lengths = parse_lengths(args.lengths)
+    lengths = parse_choices(args.lengths, get_args(Length), "--lengths")
     manifest = load_or_build_manifest(args.manifest)
     examples = heldout_examples(manifest, args.limit, args.seed)
     examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
@@ -162,14 +162,6 @@ def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
     return Example(
         **{**example.__dict__, "prefix": prefix, "suffix": example.suffix[:suffix_chars]}
     )
-
-
-def parse_lengths(text: str) -> tuple[Length, ...]:
-    lengths = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = sorted(set(lengths) - set(get_args(Length)))
-    if unknown or not lengths:
-        raise InputError(f"unknown --lengths {unknown}; choose from {', '.join(get_args(Length))}")
-    return lengths  # type: ignore[return-value]
 
 
 def answer_sources(lengths: tuple[Length, ...]) -> dict[str, tuple[Mode, Length]]:
