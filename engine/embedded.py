@@ -23,6 +23,7 @@ from engine.completer import (
     CompletionRequest,
     CompletionResult,
     Length,
+    Mode,
     Timings,
     never_cancelled,
 )
@@ -177,7 +178,7 @@ def validate(request: CompletionRequest) -> None:
     problems = [
         (not request.prefix and not request.suffix, "prefix and suffix are both empty"),
         (request.max_tokens < 1, f"max_tokens must be at least 1, got {request.max_tokens}"),
-        (request.mode not in ("diffusion", "ar"), f"unknown mode {request.mode!r}"),
+        (request.mode not in get_args(Mode), f"unknown mode {request.mode!r}"),
         (request.length not in get_args(Length), f"unknown length {request.length!r}"),
         (not 0.0 <= request.threshold <= 1.0, f"threshold {request.threshold} is not in 0..1"),
         (request.max_steps is not None and request.max_steps < 1, "max_steps must be >= 1"),

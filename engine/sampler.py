@@ -200,11 +200,7 @@ def eom_probability(logits: np.ndarray) -> np.ndarray:
 def close_predicted_end(canvas: np.ndarray, open_: np.ndarray, p_eom: np.ndarray) -> None:
     """`predicted` length: from the first open position where <eom> is at least as likely as
     not, the canvas is <eom> and closed, before any text token is committed there."""
-    ends = open_ & (p_eom >= PREDICTED_END_PROBABILITY)  # (N, C)
-    for row in np.flatnonzero(ends.any(axis=1)):
-        first = int(np.argmax(ends[row]))
-        canvas[row, first:] = EOM_ID
-        open_[row, first:] = False
+    _close_from_first(canvas, open_, open_ & (p_eom >= PREDICTED_END_PROBABILITY), after=0)
 
 
 def choose_leftmost(open_: np.ndarray) -> np.ndarray:
@@ -236,10 +232,16 @@ def close_after_end(canvas: np.ndarray, open_: np.ndarray, stop_ids: np.ndarray)
     """Positions after a decoded <eom> or stop token (a line break, for single-line requests)
     are past the gap: fill them with <eom> and stop decoding them."""
     ends = (canvas == EOM_ID) | np.isin(canvas, stop_ids)  # (N, C)
+    _close_from_first(canvas, open_, ends, after=1)
+
+
+def _close_from_first(canvas: np.ndarray, open_: np.ndarray, ends: np.ndarray, after: int) -> None:
+    """In each row with an end, every position from `after` past its first one is <eom>
+    and closed."""
     for row in np.flatnonzero(ends.any(axis=1)):
-        first = int(np.argmax(ends[row]))
-        canvas[row, first + 1 :] = EOM_ID
-        open_[row, first + 1 :] = False
+        first = int(np.argmax(ends[row])) + after
+        canvas[row, first:] = EOM_ID
+        open_[row, first:] = False
 
 
 def _record(gen: Generation, canvas_row: np.ndarray, settings: SamplerSettings) -> None:

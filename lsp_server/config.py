@@ -32,7 +32,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from engine.completer import DEFAULT_STEPS, Length
+from engine.completer import DEFAULT_STEPS, Length, Mode
 
 
 def _limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> dict:
@@ -43,7 +43,7 @@ def _limits(low: float | None = None, high: float | None = None, choices: tuple 
 class ModelSettings:
     path: str = ""
     runtime: str = field(default="auto", metadata=_limits(choices=("auto", "onnx", "torch")))
-    mode: str = field(default="diffusion", metadata=_limits(choices=("diffusion", "ar")))
+    mode: str = field(default="diffusion", metadata=_limits(choices=get_args(Mode)))
     steps: int = field(default=DEFAULT_STEPS, metadata=_limits(0, 1024))
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
     max_tokens: int = field(default=64, metadata=_limits(1, 1024))
