@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.checkpoint import TOKENIZER_FILE
-from engine.completer import DEFAULT_STEPS
+from engine.completer import DEFAULT_STEPS, CompletionRequest
 from engine.errors import DiffillError, InputError
 from engine.evaluate import Example, heldout_examples
 from engine.sweep_measure import (
@@ -38,7 +38,7 @@ from engine.sweep_plan import PLANS, Plan, Point, load_plan
 from engine.sweep_report import pick, report
 
 CONTEXT_TOKENS = 1024  # the server's context budget, lsp_server/config.py `budgetTokens`
-THRESHOLD = 0.9
+THRESHOLD = CompletionRequest.threshold  # the server's default
 RESULT_FILE, BUILD_FILE, LOG_FILE = "result.json", "build.json", "commands.log"
 MODEL_DIR, RUN_DIR = "model", "run"
 
@@ -181,7 +181,9 @@ def ensure_model(sweep: Sweep, point: Point, counter: str, build: dict) -> Path:
     model = folder / MODEL_DIR
     if read_json(folder / BUILD_FILE) == build:
         return model
-    if build["latency_only"] and (folder / RUN_DIR / "train_state.json").exists():
+    from engine.train import STATE_FILE
+
+    if build["latency_only"] and (folder / RUN_DIR / STATE_FILE).exists():
         raise InputError(
             f"{folder} holds a trained run that random weights would replace: "
             "give the latency-only sweep another --out"
@@ -272,12 +274,15 @@ def diffill(argv: list[str], log_path: Path, what: str) -> None:
 
 def training_figures(run_dir: Path) -> dict:
     """Tokens seen and the last held-out loss of a training run; None without one."""
-    state = read_json(run_dir / "train_state.json")
+    from engine.train import LOG_FILE as TRAIN_LOG_FILE
+    from engine.train import STATE_FILE
+
+    state = read_json(run_dir / STATE_FILE)
     if state is None:
         return {"tokens_seen": None, "heldout_loss": None, "train_minutes": None}
     losses = [
         record["heldout_loss"]
-        for line in (run_dir / "log.jsonl").read_text().splitlines()
+        for line in (run_dir / TRAIN_LOG_FILE).read_text().splitlines()
         if "heldout_loss" in (record := json.loads(line))
     ]
     return {
