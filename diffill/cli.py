@@ -2,7 +2,8 @@
 
 Importing lazily keeps `diffill lsp` and `diffill complete` free of torch. Every command
 module exposes `configure(parser)` and `run(args) -> int`. Expected failures
-(engine.errors.DiffillError) print one line naming the problem and exit 2.
+(engine.errors.DiffillError) print one line naming the problem and exit 2. Measuring commands
+(`bench ...`, `sweep`) pause the background training run while they run.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import DiffillError
 
     try:
+        if name.startswith("bench ") or name == "sweep":
+            from engine.background import paused_training
+
+            with paused_training():
+                return int(module.run(args) or 0)
         return int(module.run(args) or 0)
     except DiffillError as exc:
         print(f"diffill {name}: error: {exc}", file=sys.stderr)

@@ -99,6 +99,9 @@ def parse_model_overrides(items: list[str]) -> dict[str, int | float]:
     return overrides
 
 
+SCHEDULES = ("cosine", "constant")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of one `diffill train` run; presets below say what each run kind changes."""
@@ -109,8 +112,10 @@ class TrainConfig:
     max_steps: int = 100_000
     max_minutes: float = 0.0  # wall-clock budget; 0 means steps only
     lr: float = 2e-3
+    schedule: str = "cosine"  # after warm-up: cosine over the budget, or constant (resumable)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 50
+    ema_decay: float = 0.0  # EMA of the weights kept beside them for shipping; 0 keeps none
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     t_min: float = 0.02  # masking rate t ~ U(t_min, 1); the 1/t weight stays bounded
@@ -121,6 +126,7 @@ class TrainConfig:
     examples_per_file: int = 4  # spans cut from one file before moving to the next
     log_every: int = 10
     save_every: int = 200
+    save_minutes: float = 5.0  # also checkpoint this often; a SIGKILL loses at most this much
     eval_batches: int = 4  # held-out batches for the loss logged at each save
     workers: int = 0  # data-loader processes; 0 builds examples in the training process
     threads: int = 2  # CPU threads for torch
@@ -136,6 +142,10 @@ class TrainConfig:
             )
         if not 0.0 < self.t_min < 1.0:
             raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.canvases_per_context < 1:
             raise ValueError(
                 f"canvases_per_context must be at least 1, got {self.canvases_per_context}"
@@ -157,6 +167,16 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         "threads": 1,  # small matrices: a second thread only waits, worse on a busy machine
     },
     "default": {},
+    # The long-lived run every working session resumes at the lowest CPU priority: a constant
+    # rate after warm-up (no cosine to restart), an EMA for shipping, no end of its own.
+    "continual": {
+        "schedule": "constant",
+        "ema_decay": 0.999,
+        "max_steps": 10**12,
+        "warmup_steps": 100,
+        "save_every": 10**12,  # by time instead: every save_minutes
+        "log_every": 20,
+    },
     "gpu": {  # one H200 for about 8 minutes: several hundred million tokens
         "seq_len": 512,
         "batch_size": 128,  # 65k tokens a step: thousands of steps in the budget

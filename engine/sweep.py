@@ -181,9 +181,9 @@ def ensure_model(sweep: Sweep, point: Point, counter: str, build: dict) -> Path:
     model = folder / MODEL_DIR
     if read_json(folder / BUILD_FILE) == build:
         return model
-    from engine.train import STATE_FILE
+    from engine.train_checkpoint import has_checkpoint
 
-    if build["latency_only"] and (folder / RUN_DIR / STATE_FILE).exists():
+    if build["latency_only"] and has_checkpoint(folder / RUN_DIR):
         raise InputError(
             f"{folder} holds a trained run that random weights would replace: "
             "give the latency-only sweep another --out"
@@ -237,7 +237,7 @@ def random_model(point: Point, tokenizer: Path, folder: Path) -> None:
     import torch
 
     from engine.model import DiffusionFIM
-    from engine.train import save_model_folder
+    from engine.train_checkpoint import save_model_folder
 
     torch.manual_seed(0)
     save_model_folder(folder, DiffusionFIM(point.config), tokenizer)
@@ -274,10 +274,10 @@ def diffill(argv: list[str], log_path: Path, what: str) -> None:
 
 def training_figures(run_dir: Path) -> dict:
     """Tokens seen and the last held-out loss of a training run; None without one."""
-    from engine.train import LOG_FILE as TRAIN_LOG_FILE
-    from engine.train import STATE_FILE
+    from engine.train_checkpoint import LOG_FILE as TRAIN_LOG_FILE
+    from engine.train_checkpoint import STATE_FILE, checkpoint_dir
 
-    state = read_json(run_dir / STATE_FILE)
+    state = read_json(checkpoint_dir(run_dir) / STATE_FILE)
     if state is None:
         return {"tokens_seen": None, "heldout_loss": None, "train_minutes": None}
     losses = [

@@ -8,24 +8,30 @@ Each step runs the model on a clean sequence and K noised copies side by side
   is wasted, and the copies share one clean pass;
 - next-token loss: the clean copy at position i predicts token i+1 (weight `ar_weight`).
 <eom> padding past the first <eom> is down-weighted (`eom_pad_weight`); filler after a short
-file counts for nothing. A run folder holds the latest checkpoint as a model folder plus the
-optimizer state (safetensors) and a JSON-lines log, so `--resume` continues where it stopped.
+file counts for nothing.
+
+A run may be a one-off (cosine schedule over a budget) or the long-lived one that every
+working session resumes (`--continual`, or detached with `--background`, engine/background.py):
+warm-up then a constant learning rate, an EMA of the weights for shipping, checkpoints every
+few minutes and on SIGTERM/SIGINT (engine/train_checkpoint.py), and, when its folder is gone,
+a fresh start from the shipped model's weights rather than from random ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
-import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from engine.checkpoint import TOKENIZER_FILE, load_weights, save_weights
 from engine.config import (
     TRAIN_PRESETS,
     ModelConfig,
@@ -38,10 +44,14 @@ from engine.errors import InputError, ModelLoadError
 from engine.fim import IGNORE, PAD
 from engine.model import DiffusionFIM
 from engine.tokens import MASK_ID
-
-OPTIMIZER_FILE = "optimizer.safetensors"
-STATE_FILE = "train_state.json"
-LOG_FILE = "log.jsonl"
+from engine.train_checkpoint import (
+    LOG_FILE,
+    has_checkpoint,
+    lineage_tokens,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_folder,
+)
 
 
 def role_weights(roles: torch.Tensor, settings: TrainConfig) -> torch.Tensor:
@@ -97,9 +107,12 @@ def model_config(model: torch.nn.Module) -> ModelConfig:
 
 
 def learning_rate(step: int, progress: float, settings: TrainConfig) -> float:
-    """Linear warmup, then cosine to min_lr_ratio over the run's progress (steps or time)."""
+    """Linear warm-up, then either a cosine to min_lr_ratio over the run's progress (steps or
+    time) or, for a run resumed without end, a constant rate that no resumed leg restarts."""
     if step < settings.warmup_steps:
         return settings.lr * (step + 1) / settings.warmup_steps
+    if settings.schedule == "constant":
+        return settings.lr
     floor = settings.lr * settings.min_lr_ratio
     return floor + 0.5 * (settings.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
@@ -125,7 +138,7 @@ def estimate_loss(
     generator = torch.Generator(device=device).manual_seed(1234)
     model.eval()
     losses = []
-    for _, (ids, roles) in zip(range(settings.eval_batches), loader, strict=False):
+    for _, (ids, roles, _) in zip(range(settings.eval_batches), loader, strict=False):
         with autocast(device):
             loss, _ = compute_loss(model, ids.to(device), roles.to(device), settings, generator)
         losses.append(loss.item())
@@ -136,72 +149,6 @@ def estimate_loss(
 def autocast(device: str):
     """bf16 autocast on CUDA; full precision on CPU, where bf16 matmuls are slower."""
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-
-
-def save_model_folder(folder: Path, model: DiffusionFIM, tokenizer_path: Path) -> None:
-    """A loadable model folder: config.json, weight shards with index, tokenizer.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model.config.to_json(folder / "config.json")
-    weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    save_weights(weights, folder)
-    if Path(tokenizer_path).resolve() != (folder / TOKENIZER_FILE).resolve():
-        shutil.copyfile(tokenizer_path, folder / TOKENIZER_FILE)
-
-
-def _optimizer_names(optimizer: torch.optim.Optimizer, model: DiffusionFIM) -> dict[int, str]:
-    """Optimizer state-dict index -> parameter name, in the optimizer's own order."""
-    names = {id(p): name for name, p in model.named_parameters()}
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    return {index: names[id(p)] for index, p in enumerate(params)}
-
-
-def save_optimizer(path: Path, optimizer: torch.optim.Optimizer, model: DiffusionFIM) -> None:
-    """AdamW moments and step counts as safetensors (never pickle)."""
-    from safetensors.torch import save_file
-
-    names = _optimizer_names(optimizer, model)
-    tensors = {}
-    for index, values in optimizer.state_dict()["state"].items():
-        for key, value in values.items():
-            tensors[f"{names[index]}/{key}"] = (
-                value.detach().float().cpu().reshape(value.shape or 1)
-            )
-    save_file(tensors, str(path))
-
-
-def load_optimizer(path: Path, optimizer: torch.optim.Optimizer, model: DiffusionFIM) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for index, name in _optimizer_names(optimizer, model).items():
-        keys = {k.split("/", 1)[1] for k in tensors if k.split("/", 1)[0] == name}
-        state[index] = {k: tensors[f"{name}/{k}"] for k in keys}
-        if "step" in state[index]:
-            state[index]["step"] = state[index]["step"].reshape(())
-    optimizer.load_state_dict(
-        {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
-    )
-
-
-def save_checkpoint(run_dir: Path, model: DiffusionFIM, optimizer, state: dict, tokenizer: Path):
-    save_model_folder(run_dir, model, tokenizer)
-    save_optimizer(run_dir / OPTIMIZER_FILE, optimizer, model)
-    (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-
-
-def load_checkpoint(run_dir: Path, model: DiffusionFIM, optimizer) -> dict:
-    """Weights, optimizer and counters of an earlier run, checked to match this model."""
-    if not (run_dir / STATE_FILE).exists():
-        raise ModelLoadError(f"nothing to resume in {run_dir}: no {STATE_FILE}")
-    weights = {k: torch.from_numpy(v) for k, v in load_weights(run_dir).items()}
-    try:
-        model.load_state_dict(weights, strict=True)
-        load_optimizer(run_dir / OPTIMIZER_FILE, optimizer, model)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise ModelLoadError(f"checkpoint in {run_dir} does not match this run: {detail}") from None
-    return json.loads((run_dir / STATE_FILE).read_text())
 
 
 def progress(state: dict, settings: TrainConfig) -> float:
@@ -257,38 +204,99 @@ def check_layout(settings: TrainConfig, config: ModelConfig) -> None:
         )
 
 
+def init_weights(model: DiffusionFIM, folder: Path) -> None:
+    """Start from a model folder's weights (the shipped model, or another run's)."""
+    from engine.checkpoint import load_weights
+
+    weights = {k: torch.from_numpy(v) for k, v in load_weights(folder).items()}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"weights in {folder} do not fit this model: {detail}") from None
+
+
+def new_ema(model: DiffusionFIM, settings: TrainConfig) -> DiffusionFIM | None:
+    """A frozen copy of the model whose weights follow the EMA; None when the run keeps none."""
+    if not settings.ema_decay:
+        return None
+    ema = copy.deepcopy(model)
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: DiffusionFIM | None, model: DiffusionFIM, decay: float) -> None:
+    if ema is not None:
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+
+
+def model_shape(
+    settings: TrainConfig,
+    tokenizer_path: Path,
+    source: Path | None,
+    model_overrides: dict | None,
+) -> ModelConfig:
+    """The shape of the checkpoint or weights a run continues from (`source`), else the
+    preset's with `model_overrides`; the vocabulary always matches the tokenizer."""
+    from engine.checkpoint import load_config
+    from engine.tokenizer import load_tokenizer
+    from engine.train_checkpoint import checkpoint_dir
+
+    vocab_size = load_tokenizer(tokenizer_path).get_vocab_size()
+    if "vocab_size" in (model_overrides or {}):
+        raise InputError("vocab_size comes from the tokenizer: train one with that --vocab-size")
+    if source is not None:
+        if model_overrides:
+            raise InputError("--model-set shapes a fresh run; this one continues existing weights")
+        folder = checkpoint_dir(source) if has_checkpoint(source) else source
+        config = load_config(folder)
+        if config.vocab_size != vocab_size:
+            raise InputError(
+                f"{folder} has a {config.vocab_size}-token vocabulary but the tokenizer "
+                f"{tokenizer_path} has {vocab_size}"
+            )
+        return config
+    try:
+        return model_preset(settings.model_preset, **(model_overrides or {}), vocab_size=vocab_size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def setup(
     settings: TrainConfig,
     tokenizer_path: Path,
     run_dir: Path,
     resume: bool,
     model_overrides: dict | None = None,
+    init_from: Path | None = None,
 ):
-    """The model (the preset's shape with `model_overrides`), optimizer and counters: fresh,
-    or continued from run_dir."""
-    from engine.tokenizer import load_tokenizer
-
+    """The model, optimizer, EMA copy and counters: continued from run_dir, or fresh from
+    `init_from`'s weights, or fresh from random ones in the preset's shape."""
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
-    vocab_size = load_tokenizer(tokenizer_path).get_vocab_size()
-    if "vocab_size" in (model_overrides or {}):
-        raise InputError("vocab_size comes from the tokenizer: train one with that --vocab-size")
-    try:
-        config = model_preset(
-            settings.model_preset, **(model_overrides or {}), vocab_size=vocab_size
-        )
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config = model_shape(
+        settings, tokenizer_path, run_dir if resume else init_from, model_overrides
+    )
     check_layout(settings, config)
     model = DiffusionFIM(config).to(device)
     optimizer = make_optimizer(model, settings, device)
-    state = {"step": 0, "tokens": 0, "elapsed_s": 0.0}
+    state: dict = {"step": 0, "tokens": 0, "elapsed_s": 0.0, "data": [0, 0]}
+    ema_weights, rng = None, None
     if resume:
-        state = load_checkpoint(run_dir, model, optimizer)
+        state, ema_weights, rng = load_checkpoint(run_dir, model, optimizer)
+    elif init_from is not None:
+        init_weights(model, init_from)
+        state["tokens"] = lineage_tokens(init_from)
+        state["init_from"] = str(init_from)
+    ema = new_ema(model, settings)
+    if ema is not None and ema_weights is not None:
+        ema.load_state_dict({k: v.to(device) for k, v in ema_weights.items()}, strict=True)
+    state["rng"] = rng
     run_dir.mkdir(parents=True, exist_ok=True)
-    return model, optimizer, state
+    return model, optimizer, ema, state
 
 
 def out_of_budget(state: dict, settings: TrainConfig) -> bool:
@@ -306,35 +314,87 @@ def fresh_window() -> dict:
     return {"tokens": 0, "data_s": 0.0, "start": time.perf_counter()}
 
 
-def loop(model, optimizer, loaders, settings: TrainConfig, state: dict, paths: dict) -> None:
-    """Train until max_steps or max_minutes; log, evaluate held-out loss and save as it goes."""
+class StopRequest:
+    """SIGTERM and SIGINT set a flag the loop reads after each step: the run checkpoints and
+    ends instead of dying mid-write."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> StopRequest:
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals only reach it
+            self.previous = {
+                s: signal.signal(s, self._set) for s in (signal.SIGTERM, signal.SIGINT)
+            }
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _set(self, number: int, _frame: object) -> None:
+        self.signal = number
+
+
+def checkpoint(model, optimizer, ema, generator, loaders, settings, state, paths) -> None:
+    """Held-out loss (of the raw weights and of the EMA), a log line, and an atomic save."""
+    device = next(model.parameters()).device.type
+    state["heldout_loss"] = estimate_loss(model, loaders[1], settings, device)
+    record = {"step": state["step"], "tokens": state["tokens"], "time": round(time.time(), 1)}
+    record["heldout_loss"] = state["heldout_loss"]
+    if ema is not None:
+        state["heldout_loss_ema"] = estimate_loss(ema, loaders[1], settings, device)
+        record["heldout_loss_ema"] = state["heldout_loss_ema"]
+    log(paths["run_dir"], record)
+    saved = {k: v for k, v in state.items() if k != "rng"}
+    ema_weights = ema.state_dict() if ema is not None else None
+    save_checkpoint(
+        paths["run_dir"], model, optimizer, ema_weights, generator, saved, paths["tokenizer"]
+    )
+
+
+def loop(model, optimizer, ema, loaders, settings: TrainConfig, state: dict, paths: dict) -> str:
+    """Train until max_steps, max_minutes or a stop signal; log, evaluate held-out loss and
+    save as it goes (every save_every steps and every save_minutes). Returns why it ended."""
     device = next(model.parameters()).device
     compiled = torch.compile(model) if settings.compile and device.type == "cuda" else model
     generator = torch.Generator(device=device).manual_seed(settings.seed + state["step"])
+    if state.get("rng") is not None:
+        generator.set_state(state["rng"])
     stream, clock, window = iter(loaders[0]), time.perf_counter(), fresh_window()
-    while not out_of_budget(state, settings):
-        start = time.perf_counter()
-        ids, roles = (x.to(device, non_blocking=True) for x in next(stream))
-        window["data_s"] += time.perf_counter() - start
-        lr = learning_rate(state["step"], progress(state, settings), settings)
-        record = train_step(compiled, optimizer, ids, roles, settings, generator, lr)
-        now = time.perf_counter()
-        state["elapsed_s"] += now - clock
-        state["step"], state["tokens"], clock = (
-            state["step"] + 1,
-            state["tokens"] + ids.numel(),
-            now,
-        )
-        window["tokens"] += ids.numel()
-        if state["step"] % settings.log_every == 0:
-            counters = {k: v for k, v in state.items() if k != "heldout_loss"}
-            log(paths["run_dir"], {**counters, **record, **throughput(window)})
-            window = fresh_window()
-        if state["step"] % settings.save_every == 0 or out_of_budget(state, settings):
-            state["heldout_loss"] = estimate_loss(compiled, loaders[1], settings, device.type)
-            log(paths["run_dir"], {"step": state["step"], "heldout_loss": state["heldout_loss"]})
-            save_checkpoint(paths["run_dir"], model, optimizer, state, paths["tokenizer"])
-            clock = time.perf_counter()  # evaluation and saving are not training time
+    last_save = time.monotonic()
+    with StopRequest() as stop:
+        while not out_of_budget(state, settings) and stop.signal is None:
+            start = time.perf_counter()
+            ids, roles, position = next(stream)
+            ids, roles = ids.to(device, non_blocking=True), roles.to(device, non_blocking=True)
+            window["data_s"] += time.perf_counter() - start
+            lr = learning_rate(state["step"], progress(state, settings), settings)
+            record = train_step(compiled, optimizer, ids, roles, settings, generator, lr)
+            update_ema(ema, model, settings.ema_decay)
+            now = time.perf_counter()
+            state["elapsed_s"] += now - clock
+            state["step"], state["tokens"], clock = (
+                state["step"] + 1,
+                state["tokens"] + ids.numel(),
+                now,
+            )
+            state["data"] = list(position)
+            window["tokens"] += ids.numel()
+            if state["step"] % settings.log_every == 0:
+                counters = {k: state[k] for k in ("step", "tokens", "elapsed_s")}
+                timing = {"time": round(time.time(), 1), **throughput(window)}
+                log(paths["run_dir"], {**counters, **record, **timing})
+                window = fresh_window()
+            due = time.monotonic() - last_save >= 60 * settings.save_minutes > 0
+            if state["step"] % settings.save_every == 0 or due or out_of_budget(state, settings):
+                checkpoint(model, optimizer, ema, generator, loaders, settings, state, paths)
+                last_save, clock = time.monotonic(), time.perf_counter()  # not training time
+        if stop.signal is not None:
+            checkpoint(model, optimizer, ema, generator, loaders, settings, state, paths)
+            return signal.Signals(stop.signal).name
+    return "budget"
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -350,12 +410,20 @@ def settings_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="default", choices=sorted(TRAIN_PRESETS))
-    parser.add_argument("--corpus", type=Path, default=Path("data/corpus.json"))
-    parser.add_argument("--tokenizer", type=Path, default=Path("models/tokenizer.json"))
+    from engine.background import add_background_arguments
+
+    parser.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS))
+    parser.add_argument("--corpus", type=Path, help="corpus manifest (default data/corpus.json)")
+    parser.add_argument("--tokenizer", type=Path, help="default: the shipped model's")
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default runs/PRESET)")
     parser.add_argument("--out", type=Path, help="also write the final model folder here")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="FOLDER",
+        help="start from this model folder's weights (fresh optimizer) instead of random ones",
+    )
     parser.add_argument(
         "--model-set",
         action="append",
@@ -363,6 +431,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="change one model shape setting of the preset, e.g. n_layers=4 (repeatable)",
     )
+    add_background_arguments(parser)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         if field.type == "bool":
@@ -373,35 +442,57 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def make_loaders(
-    manifest: dict, tokenizer: Path, settings: TrainConfig, canvas_size: int, seed: int
+    manifest: dict,
+    tokenizer: Path,
+    settings: TrainConfig,
+    canvas_size: int,
+    start: tuple[int, int] = (0, 0),
 ):
-    """The training stream, and a held-out one (in-process, fixed seed) when that split exists."""
+    """The training stream from `start`, and a held-out one (in-process, fixed seed) when
+    that split exists."""
     from engine.train_data import batches, split_paths
 
-    train_loader = batches(manifest, "train", tokenizer, settings, canvas_size, seed)
+    train_loader = batches(
+        manifest, "train", tokenizer, settings, canvas_size, settings.seed, start
+    )
     if not split_paths(manifest, "heldout"):
         return train_loader, None
     quiet = dataclasses.replace(settings, workers=0)
     return train_loader, batches(manifest, "heldout", tokenizer, quiet, canvas_size, 0)
 
 
-def run(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace) -> int:
+    """One run in the foreground: fresh, resumed (--resume) or started from weights."""
     from engine.corpus import load_manifest
+    from engine.loading import default_model_path
 
+    args.preset = args.preset or "default"
     settings = settings_from_args(args)
     try:
         overrides = parse_model_overrides(args.model_set)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     run_dir = args.run_dir or Path("runs") / args.preset
-    model, optimizer, state = setup(settings, args.tokenizer, run_dir, args.resume, overrides)
-    seed = settings.seed + state["step"]  # a resumed run cuts fresh spans
-    loaders = make_loaders(
-        load_manifest(args.corpus), args.tokenizer, settings, model.config.canvas_size, seed
+    tokenizer = args.tokenizer or default_model_path() / "tokenizer.json"
+    model, optimizer, ema, state = setup(
+        settings, tokenizer, run_dir, args.resume, overrides, args.init_from
     )
-    log(run_dir, {"parameters": model.num_parameters(), "settings": dataclasses.asdict(settings)})
-    paths = {"run_dir": run_dir, "tokenizer": args.tokenizer}
-    loop(model, optimizer, loaders, settings, state, paths)
+    manifest = load_manifest(args.corpus or Path("data/corpus.json"))
+    loaders = make_loaders(
+        manifest, tokenizer, settings, model.config.canvas_size, tuple(state.get("data", (0, 0)))
+    )
+    counters = {"step": state["step"], "tokens": state["tokens"]}
+    settings_record = {"settings": dataclasses.asdict(settings)}
+    log(run_dir, {"parameters": model.num_parameters(), **counters, **settings_record})
+    paths = {"run_dir": run_dir, "tokenizer": tokenizer}
+    ended = loop(model, optimizer, ema, loaders, settings, state, paths)
+    log(run_dir, {"step": state["step"], "tokens": state["tokens"], "ended": ended})
     if args.out:
-        save_model_folder(args.out, model, args.tokenizer)
+        save_model_folder(args.out, model, tokenizer)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine import background
+
+    return background.dispatch(args) if background.requested(args) else train(args)

@@ -2,7 +2,10 @@
 
 Examples are built from text at training time (a few spans per file, files in a shuffled
 order, forever), so no pre-tokenized copy of the corpus is needed and every epoch cuts new
-spans. With `workers > 0` a torch DataLoader builds them in parallel processes.
+spans. The order of each epoch and the spans of each file are seeded by (seed, epoch, file),
+so a position (epoch, files done) is enough to resume the stream where it stopped. With
+`workers > 0` a torch DataLoader builds them in parallel processes, worker w taking every
+W-th file; the position a batch reports is then that worker's, so a resume is approximate.
 """
 
 from __future__ import annotations
@@ -18,35 +21,49 @@ from engine.config import TrainConfig
 from engine.errors import InputError
 from engine.fim import examples_from_text
 
+Position = tuple[int, int]  # (epoch, files of that epoch's order already read)
+
 
 class ExampleStream(IterableDataset):
-    """Endless (ids, roles) pairs of length S from one split of the manifest."""
+    """Endless (ids, roles, position) triples of length S from one split of the manifest."""
 
     def __init__(
-        self, paths: list[str], tokenizer_path: Path, per_file: int, seed: int, **layout: int
+        self,
+        paths: list[str],
+        tokenizer_path: Path,
+        per_file: int,
+        seed: int,
+        start: Position = (0, 0),
+        **layout: int,
     ) -> None:
         self.paths, self.tokenizer_path, self.per_file = paths, tokenizer_path, per_file
-        self.seed, self.layout = seed, layout
+        self.seed, self.start, self.layout = seed, start, layout
 
     def __iter__(self):
         from engine.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(self.tokenizer_path)
         worker = get_worker_info()
-        rng = random.Random(f"{self.seed}:{worker.id if worker else 0}")
+        worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
 
         def encode(texts: list[str]) -> list[list[int]]:
             return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
+        epoch, done = self.start
         while True:
             produced = 0
-            for path in rng.sample(self.paths, len(self.paths)):
-                text = _read(path)
+            order = random.Random(f"{self.seed}:{epoch}").sample(self.paths, len(self.paths))
+            for index in range(done, len(order)):
+                if index % workers != worker_id:
+                    continue
+                rng = random.Random(f"{self.seed}:{epoch}:{index}")
+                text = _read(order[index])
                 for ex in examples_from_text(text, encode, rng, self.per_file, **self.layout):
                     produced += 1
-                    yield ex.ids, ex.roles
-            if not produced:  # a whole pass and nothing fits: say so rather than spin
+                    yield ex.ids, ex.roles, (epoch, index + 1)
+            if not produced and done == 0:  # a whole pass and nothing fits: say so, not spin
                 raise InputError(f"no FIM example fits {self.layout}; raise seq_len")
+            epoch, done = epoch + 1, 0
 
 
 def _read(path: str) -> str:
@@ -67,8 +84,10 @@ def batches(
     settings: TrainConfig,
     canvas_size: int,
     seed: int,
+    start: Position = (0, 0),
 ) -> DataLoader:
-    """A DataLoader of (ids (N, S) int64, roles (N, S) uint8) batches from one split."""
+    """A DataLoader of (ids (N, S) int64, roles (N, S) uint8, position after the batch)
+    batches from one split, starting at `start`."""
     paths = split_paths(manifest, split)
     if not paths:
         raise InputError(f"the corpus manifest has no {split!r} files to train on")
@@ -77,6 +96,7 @@ def batches(
         tokenizer_path,
         settings.examples_per_file,
         seed,
+        start,
         seq_len=settings.seq_len,
         canvas_size=canvas_size,
         max_middle_tokens=settings.max_middle_tokens,
@@ -92,7 +112,9 @@ def batches(
     )
 
 
-def _collate(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.from_numpy(np.stack([ids for ids, _ in items]))
-    roles = torch.from_numpy(np.stack([roles for _, roles in items]))
-    return ids, roles
+def _collate(
+    items: list[tuple[np.ndarray, np.ndarray, Position]],
+) -> tuple[torch.Tensor, torch.Tensor, Position]:
+    ids = torch.from_numpy(np.stack([ids for ids, _, _ in items]))
+    roles = torch.from_numpy(np.stack([roles for _, roles, _ in items]))
+    return ids, roles, items[-1][2]

@@ -20,15 +20,8 @@ from engine.fim import IGNORE, PAD, TOKEN, Span, make_example
 from engine.model import DiffusionFIM
 from engine.tokenizer import load_tokenizer
 from engine.tokens import MASK_ID
-from engine.train import (
-    OPTIMIZER_FILE,
-    add_noise,
-    compute_loss,
-    role_weights,
-    save_model_folder,
-    setup,
-    train_step,
-)
+from engine.train import add_noise, compute_loss, role_weights, setup, train_step
+from engine.train_checkpoint import OPTIMIZER_FILE, checkpoint_dir, save_model_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "models" / "tokenizer.json"
@@ -68,9 +61,10 @@ def test_resume_continues_from_the_saved_step(corpus: Path, tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     train(corpus, run_dir, "--max-steps", "10", "--save-every", "10")
     settings = train_preset("tiny", max_steps=20)
-    model, optimizer, state = setup(settings, run_dir / "tokenizer.json", run_dir, resume=True)
+    tokenizer = checkpoint_dir(run_dir) / "tokenizer.json"
+    model, optimizer, _, state = setup(settings, tokenizer, run_dir, resume=True)
     assert state["step"] == 10 and state["tokens"] == 10 * 4 * 64
-    saved = load_weights(run_dir)
+    saved = load_weights(checkpoint_dir(run_dir))
     for name, tensor in model.state_dict().items():
         np.testing.assert_array_equal(tensor.numpy(), saved[name])
     moments = [s["exp_avg"] for s in optimizer.state.values()]
@@ -78,8 +72,8 @@ def test_resume_continues_from_the_saved_step(corpus: Path, tmp_path: Path) -> N
     records = train(corpus, run_dir, "--max-steps", "20", "--resume")
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == [5, 10, 15, 20]  # the resumed run logs on from 10, not from 0
-    assert json.loads((run_dir / "train_state.json").read_text())["step"] == 20
-    assert (run_dir / OPTIMIZER_FILE).exists()
+    assert json.loads((checkpoint_dir(run_dir) / "train_state.json").read_text())["step"] == 20
+    assert (checkpoint_dir(run_dir) / OPTIMIZER_FILE).exists()
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(
@@ -162,7 +156,7 @@ def test_overfit_tiny_model_reproduces_each_middle_through_the_diffusion_sampler
     assert all(e is not None and e.middle_start % 8 == 0 for e in examples)
     ids = torch.from_numpy(np.stack([e.ids for e in examples])).repeat(4, 1)
     roles = torch.from_numpy(np.stack([e.roles for e in examples])).repeat(4, 1)
-    model, optimizer, _ = setup(settings, tokenizer_path, tmp_path / "run", resume=False)
+    model, optimizer, _, _ = setup(settings, tokenizer_path, tmp_path / "run", resume=False)
     generator = torch.Generator().manual_seed(0)
     for step in range(settings.max_steps):
         lr = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
@@ -193,7 +187,7 @@ def test_impossible_settings_are_one_line_errors(
 
 def test_model_set_changes_the_preset_shape(corpus: Path, tmp_path: Path) -> None:
     train(corpus, tmp_path / "run", "--max-steps", "1", "--model-set", "n_layers=3")
-    config = load_config(tmp_path / "run")
+    config = load_config(checkpoint_dir(tmp_path / "run"))
     assert config.n_layers == 3 and config.d_model == 64  # the rest stays the tiny preset
 
 
@@ -218,10 +212,14 @@ def test_two_canvases_per_context_train_and_the_loss_falls(corpus: Path, tmp_pat
     records = train(corpus, tmp_path / "run", "--max-steps", "40", "--canvases-per-context", "2")
     assert records[0]["settings"]["canvases_per_context"] == 2
     losses = [r for r in records if "loss" in r]
-    first, last = losses[0], losses[-1]
-    assert last["loss"] < first["loss"] - 1.0
-    assert last["diffusion"] < first["diffusion"] and last["next_token"] < first["next_token"]
-    assert last["tokens"] == 40 * 4 * 64  # tokens count contexts, not copies
+    first, tail = losses[0], losses[-3:]  # one 4 x 64-token batch is noisy: average the tail
+
+    def late(key: str) -> float:
+        return sum(r[key] for r in tail) / len(tail)
+
+    assert late("loss") < first["loss"] - 1.0
+    assert late("diffusion") < first["diffusion"] and late("next_token") < first["next_token"]
+    assert tail[-1]["tokens"] == 40 * 4 * 64  # tokens count contexts, not copies
 
 
 def test_diffusion_loss_is_the_mean_over_independently_noised_copies() -> None:
