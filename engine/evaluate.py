@@ -10,6 +10,7 @@ Single-line gaps score the answer's first line, the part an editor shows there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import itertools
 import json
@@ -76,6 +77,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix-chars", type=int, default=3000, help="context kept before")
     parser.add_argument("--suffix-chars", type=int, default=1000, help="context kept after")
+    parser.add_argument(
+        "--set",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a fixed example set: read it when it exists, else cut it and write it there",
+    )
     parser.add_argument("--json", action="store_true")
 
 
@@ -84,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.loading import open_completer
 
     lengths = parse_choices(args.lengths, get_args(Length), "--lengths")
-    manifest = load_or_build_manifest(args.manifest)
-    examples = heldout_examples(manifest, args.limit, args.seed)
-    examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
+    examples = example_set(args)
     rows = []
     for folder in [args.model, *args.compare]:
         completer = open_completer(folder, args.runtime, args.device, args.threads)
@@ -97,6 +103,30 @@ def run(args: argparse.Namespace) -> int:
         rows += [{"model": label, **row} for row in score_rows(examples, answers)]
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
+
+
+def example_set(args: argparse.Namespace) -> list[Example]:
+    """The held-out examples, clipped as an editor sends them; with --set, the same ones every
+    time: read from the file, or cut once and written there."""
+    if args.set is not None and args.set.exists():
+        return read_example_set(args.set)
+    manifest = load_or_build_manifest(args.manifest)
+    examples = heldout_examples(manifest, args.limit, args.seed)
+    examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
+    if args.set is not None:
+        args.set.parent.mkdir(parents=True, exist_ok=True)
+        records = [dataclasses.asdict(e) for e in examples]
+        args.set.write_text(json.dumps({"examples": records}) + "\n")
+    return examples
+
+
+def read_example_set(path: Path) -> list[Example]:
+    from engine.errors import InputError
+
+    try:
+        return [Example(**record) for record in json.loads(path.read_text())["examples"]]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"example set {path} is not one diffill eval wrote: {exc}") from None
 
 
 def load_or_build_manifest(path: Path | None) -> dict:

@@ -133,3 +133,29 @@ def test_eval_compares_models_on_the_same_examples(tmp_path_factory, manifest) -
     assert by_model == {first: {"diffusion", "ar", "empty", "pass"}, second: {"diffusion", "ar"}}
     counts = {(r["model"], r["answer"]): r["examples"] for r in rows if r["kind"] == "all"}
     assert counts[(first, "diffusion")] == counts[(second, "diffusion")] == 6
+
+
+def test_a_fixed_set_is_cut_once_and_read_back_unchanged(tmp_path_factory, manifest) -> None:
+    """Shipping compares legs on the same examples even when the held-out files change."""
+    fixed = manifest.parent / "eval-set.json"
+    first = _eval(tmp_path_factory, manifest, "--set", str(fixed))
+    assert first.returncode == 0, first.stderr
+    examples = json.loads(fixed.read_text())["examples"]
+    assert [e["kind"] for e in examples].count("single-line") == 2
+    for entry in _load(manifest)["files"]:  # the files are gone: the set alone must do
+        Path(entry["path"]).write_text("CHANGED = 1\n")
+    again = _eval(tmp_path_factory, manifest, "--set", str(fixed), "--limit", "1")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(fixed.read_text())["examples"] == examples
+    scored = {(r["answer"], r["kind"]): r for r in json.loads(again.stdout)}
+    assert scored[("empty", "all")]["examples"] == 6  # the set's six, not a new --limit 1 cut
+
+
+def test_a_broken_set_file_is_a_one_line_error(tmp_path_factory, manifest) -> None:
+    broken = manifest.parent / "broken.json"
+    broken.write_text('{"examples": [{"path": 1}]}')
+    done = _eval(tmp_path_factory, manifest, "--set", str(broken))
+    assert (
+        done.returncode == 2
+        and f"example set {broken} is not one diffill eval wrote" in done.stderr
+    )

@@ -1,0 +1,168 @@
+"""`diffill bench train`: training throughput against this machine's own matmul rate.
+
+The CPU era trains the model from idle time, so every token/s counts. This measures the
+peak the hardware gives one fp32 matmul (the ceiling), then real training steps of the
+default model on real FIM batches in several variants (threads, batch size, torch.compile,
+bf16 autocast, the data path), and reports tok/s and achieved GFLOP/s, FLOPs counted by
+torch's FlopCounterMode on one step (forward and backward), as a share of that ceiling.
+A benchmark, not a test; the CLI pauses the background run while it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from engine.config import TrainConfig, model_preset, train_preset
+
+MATMUL_SIZE = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    threads: int = 2
+    batch_size: int = 8
+    compile: bool = False
+    bf16: bool = False
+
+
+VARIANTS = (
+    Variant("default (2 threads, batch 8)"),
+    Variant("1 thread", threads=1),
+    Variant("batch 4", batch_size=4),
+    Variant("batch 16", batch_size=16),
+    Variant("batch 32", batch_size=32),
+    Variant("bf16 autocast", bf16=True),
+    Variant("torch.compile", compile=True),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    parser.add_argument(
+        "--variants",
+        default=",".join(str(i) for i in range(len(VARIANTS))),
+        help="comma list of variant numbers: "
+        + "; ".join(f"{i} {v.name}" for i, v in enumerate(VARIANTS)),
+    )
+    parser.add_argument("--seq-len", type=int, default=TrainConfig.seq_len)
+
+
+def matmul_rate(threads: int, size: int = MATMUL_SIZE, repeats: int = 20) -> float:
+    """The best GFLOP/s of an fp32 (size x size) @ (size x size) on `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / min(times) / 1e9
+
+
+def step_flops(model: torch.nn.Module, batch: tuple, settings: TrainConfig) -> float:
+    """FLOPs of one training step's forward and backward, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.train import compute_loss
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = compute_loss(model, batch[0], batch[1], settings, torch.Generator())
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -> dict:
+    """Median step time of one variant; FLOPs counted once; data time measured separately."""
+    from engine.model import DiffusionFIM
+    from engine.train import make_optimizer, train_step
+
+    torch.set_num_threads(variant.threads)
+    settings = train_preset("default", batch_size=variant.batch_size, seq_len=seq_len)
+    torch.manual_seed(0)
+    model = DiffusionFIM(model_preset("default"))
+    optimizer = make_optimizer(model, settings, "cpu")
+    stepper = torch.compile(model) if variant.compile else model
+    stream = iter(loader_of(settings))
+    batches = [next(stream)[:2] for _ in range(steps + 2)]
+    flops = step_flops(model, batches[0], settings)
+    generator = torch.Generator().manual_seed(0)
+    precision = (
+        torch.autocast("cpu", dtype=torch.bfloat16) if variant.bf16 else contextlib.nullcontext()
+    )
+    times = []
+    with precision:
+        for index, (ids, roles) in enumerate(batches):
+            start = time.perf_counter()
+            train_step(stepper, optimizer, ids, roles, settings, generator, settings.lr)
+            if index >= 2:  # two warm-up steps (and compilation) are not timed
+                times.append(time.perf_counter() - start)
+    data_start = time.perf_counter()
+    for _ in range(steps):
+        next(stream)
+    data_s = (time.perf_counter() - data_start) / steps
+    step_s = statistics.median(times)
+    tokens = variant.batch_size * seq_len
+    return {
+        "variant": variant.name,
+        "step_s": step_s,
+        "tokens_per_s": tokens / step_s,
+        "gflops": flops / step_s / 1e9,
+        "share": flops / step_s / 1e9 / peak[variant.threads],
+        "data_tokens_per_s": tokens / data_s,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.background import runs_root
+    from engine.corpus import load_manifest
+    from engine.evaluate import load_or_build_manifest
+    from engine.loading import default_model_path
+    from engine.train_data import batches
+
+    picked = [VARIANTS[int(i)] for i in args.variants.split(",")]
+    run_corpus = runs_root() / "main" / "corpus.json"
+    manifest = (
+        load_manifest(run_corpus)
+        if args.manifest is None and run_corpus.exists()
+        else load_or_build_manifest(args.manifest)
+    )
+    tokenizer = default_model_path() / "tokenizer.json"
+    canvas = model_preset("default").canvas_size
+
+    def loader_of(settings: TrainConfig):
+        return batches(manifest, "train", tokenizer, settings, canvas, seed=0)
+
+    peak = {threads: matmul_rate(threads) for threads in sorted({v.threads for v in picked})}
+    rows = [measure(v, loader_of, args.steps, args.seq_len, peak) for v in picked]
+    print(table(rows, peak, args))
+    return 0
+
+
+def table(rows: list[dict], peak: dict[int, float], args: argparse.Namespace) -> str:
+    ceilings = ", ".join(f"{t} thread{'s' * (t > 1)} {g:.0f} GFLOP/s" for t, g in peak.items())
+    lines = [
+        f"fp32 {MATMUL_SIZE}x{MATMUL_SIZE} matmul peak: {ceilings}; default model, "
+        f"seq_len {args.seq_len}, median of {args.steps} steps",
+        "",
+        "| variant | step s | tok/s | GFLOP/s | of matmul peak | data path tok/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['step_s']:.2f} | {r['tokens_per_s']:.0f} "
+            f"| {r['gflops']:.0f} | {r['share']:.0%} | {r['data_tokens_per_s']:.0f} |"
+        )
+    return "\n".join(lines)
