@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # This machine kind has a local CPU wheel of exactly this version; elsewhere see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint test-vscode corpus tokenizer train-default export eval \
+.PHONY: install demo test lint test-vscode corpus tokenizer train-default train-background \
+	train-status train-stop ship bench-train export eval \
 	bench-engine bench-lsp bench-family gap-length gap-length-smoke sweep-latency gpu-run gpu-run-smoke clean
 
 $(BIN)/diffill: pyproject.toml
@@ -40,6 +41,24 @@ tokenizer: corpus
 
 train-default: corpus
 	$(BIN)/diffill train --preset default --max-minutes 25 --out runs/default-model
+
+# The long-lived run outside the repository (~/.cache/diffill/runs/main), resumed by every
+# session at the lowest CPU priority; `ship` installs its EMA weights when the fixed eval
+# says they are better.
+train-background: install
+	$(BIN)/diffill train --background
+
+train-status: install
+	$(BIN)/diffill train --status
+
+train-stop: install
+	$(BIN)/diffill train --stop
+
+ship: install
+	$(BIN)/diffill ship
+
+bench-train: install
+	$(BIN)/diffill bench train
 
 export: install
 	$(BIN)/diffill export

@@ -89,34 +89,64 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.complete import parse_choices
-    from engine.loading import open_completer
 
     lengths = parse_choices(args.lengths, get_args(Length), "--lengths")
-    examples = example_set(args)
-    rows = []
-    for folder in [args.model, *args.compare]:
-        completer = open_completer(folder, args.runtime, args.device, args.threads)
-        answers = answer_all(completer, examples, args.max_tokens, args.steps or None, lengths)
-        if rows:  # the baselines do not depend on the model: once is enough
-            answers = {k: v for k, v in answers.items() if k not in BASELINES}
-        label = str(completer.describe()["name"])
-        rows += [{"model": label, **row} for row in score_rows(examples, answers)]
+    examples = example_set(
+        args.set, args.manifest, args.limit, args.seed, (args.prefix_chars, args.suffix_chars)
+    )
+    rows = score_models(
+        [args.model, *args.compare],
+        examples,
+        {"runtime": args.runtime, "device": args.device, "threads": args.threads},
+        args.max_tokens,
+        args.steps or None,
+        lengths,
+    )
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
 
 
-def example_set(args: argparse.Namespace) -> list[Example]:
-    """The held-out examples, clipped as an editor sends them; with --set, the same ones every
-    time: read from the file, or cut once and written there."""
-    if args.set is not None and args.set.exists():
-        return read_example_set(args.set)
-    manifest = load_or_build_manifest(args.manifest)
-    examples = heldout_examples(manifest, args.limit, args.seed)
-    examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
-    if args.set is not None:
-        args.set.parent.mkdir(parents=True, exist_ok=True)
+def score_models(
+    folders: list[Path | None],
+    examples: list[Example],
+    opening: dict,
+    max_tokens: int = 48,
+    max_steps: int | None = DEFAULT_STEPS,
+    lengths: tuple[Length, ...] = ("blocks",),
+) -> list[dict]:
+    """Score rows of every model folder (opened with `opening`: runtime, device, threads) on
+    the same examples; the baselines once, with the first model."""
+    from engine.loading import open_completer
+
+    rows: list[dict] = []
+    for folder in folders:
+        completer = open_completer(folder, **opening)
+        answers = answer_all(completer, examples, max_tokens, max_steps, lengths)
+        if rows:  # the baselines do not depend on the model: once is enough
+            answers = {k: v for k, v in answers.items() if k not in BASELINES}
+        label = str(completer.describe()["name"])
+        rows += [{"model": label, **row} for row in score_rows(examples, answers)]
+    return rows
+
+
+def example_set(
+    fixed: Path | None,
+    manifest: Path | None,
+    limit: int,
+    seed: int = 0,
+    window: tuple[int, int] = (3000, 1000),
+) -> list[Example]:
+    """The held-out examples, clipped to `window` (prefix, suffix characters) as an editor
+    sends them; with a `fixed` file, the same ones every time: read from it, or cut once and
+    written there."""
+    if fixed is not None and fixed.exists():
+        return read_example_set(fixed)
+    examples = heldout_examples(load_or_build_manifest(manifest), limit, seed)
+    examples = [clip(e, *window) for e in examples]
+    if fixed is not None:
+        fixed.parent.mkdir(parents=True, exist_ok=True)
         records = [dataclasses.asdict(e) for e in examples]
-        args.set.write_text(json.dumps({"examples": records}) + "\n")
+        fixed.write_text(json.dumps({"examples": records}) + "\n")
     return examples
 
 
