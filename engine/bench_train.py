@@ -31,10 +31,12 @@ class Variant:
     batch_size: int = 8
     compile: bool = False
     bf16: bool = False
+    sparse_head: bool = True
 
 
 VARIANTS = (
     Variant("default (2 threads, batch 8)"),
+    Variant("dense head", sparse_head=False),
     Variant("1 thread", threads=1),
     Variant("batch 4", batch_size=4),
     Variant("batch 16", batch_size=16),
@@ -90,7 +92,9 @@ def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -
     from engine.train import make_optimizer, train_step
 
     torch.set_num_threads(variant.threads)
-    settings = train_preset("default", batch_size=variant.batch_size, seq_len=seq_len)
+    settings = train_preset(
+        "default", batch_size=variant.batch_size, seq_len=seq_len, sparse_head=variant.sparse_head
+    )
     torch.manual_seed(0)
     model = DiffusionFIM(model_preset("default"))
     optimizer = make_optimizer(model, settings, "cpu")

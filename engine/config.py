@@ -122,6 +122,7 @@ class TrainConfig:
     ar_weight: float = 0.5  # next-token loss on the clean copy, relative to the diffusion loss
     eom_pad_weight: float = 0.1  # <eom> padding past the first one is an easy, frequent target
     canvases_per_context: int = 1  # K: independently noised copies sharing one clean pass
+    sparse_head: bool = True  # on CPU, the vocabulary head only where a loss is taken
     max_middle_tokens: int = 64
     examples_per_file: int = 4  # spans cut from one file before moving to the next
     log_every: int = 10

@@ -189,9 +189,10 @@ class DiffusionFIM(nn.Module):
             x, _ = block(x, cos, sin, kv[layer], None)  # canvas sees all context and itself
         return self.logits(x)
 
-    def forward(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    def forward(self, clean: torch.Tensor, noisy: torch.Tensor, head: bool = True) -> torch.Tensor:
         """Training pass over clean ids (N, S) and K noised copies of them laid end to end
-        (N, KS); logits for all copies (N, (1+K)S, V).
+        (N, KS); logits for all copies (N, (1+K)S, V), or with head=False the last hidden
+        states (N, (1+K)S, E), for a head applied only where a loss is taken.
 
         Positions [:S] are the clean copy (causal); [kS:(k+1)S] is noised copy k (block
         diffusion), which sees the clean copy and its own block only. K copies share one
@@ -207,7 +208,7 @@ class DiffusionFIM(nn.Module):
         x = self.embed(torch.cat((clean, noisy), dim=1))  # (N, (1+K)S, E)
         for block in self.blocks:
             x, _ = block(x, cos, sin, None, mask)
-        return self.logits(x)
+        return self.logits(x) if head else x
 
     def _check_training_layout(self, seq_len: int, noisy_len: int) -> None:
         """S must be whole blocks and the noised ids whole copies of the clean ones."""

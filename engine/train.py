@@ -86,20 +86,47 @@ def compute_loss(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted diffusion loss (mean over the K noised copies) plus ar_weight times the
-    next-token loss of the one clean copy."""
+    next-token loss of the one clean copy.
+
+    On CPU the vocabulary head and its softmax run only where a loss is taken (masked, weighted
+    positions of the noised copies; weighted next-token positions of the clean one): about
+    half the noised positions carry no loss, and the head is a third of the step's FLOPs. On
+    CUDA the dense head keeps the compiled shapes static."""
     s, copies = ids.shape[1], settings.canvases_per_context
     weights = role_weights(roles, settings)  # (N, S)
     targets = ids.repeat(1, copies)  # (N, KS): the copies end to end, each noised on its own
     canvas_size = model_config(model).canvas_size
     noisy, masked, t = add_noise(targets, canvas_size, settings.t_min, generator)
-    logits = model(ids, noisy).float()  # (N, (1+K)S, V)
     copy_weights = weights.repeat(1, copies)  # (N, KS); its sum spans all K copies: a mean
-    ce_noisy = token_ce(logits[:, s:], targets)  # (N, KS)
-    diffusion = (ce_noisy * masked * copy_weights / t).sum() / copy_weights.sum()
-    ce_next = token_ce(logits[:, : s - 1], ids[:, 1:])  # (N, S-1)
-    next_token = (ce_next * weights[:, 1:]).sum() / weights[:, 1:].sum()
+    noisy_scale = masked * copy_weights / t  # (N, KS): 0 where no diffusion loss is taken
+    next_scale = weights[:, 1:]  # (N, S-1)
+    if settings.sparse_head and ids.device.type == "cpu":
+        hidden = model(ids, noisy, head=False)  # (N, (1+K)S, E)
+        pick_noisy, pick_next = noisy_scale > 0, next_scale > 0
+        ce_noisy = F.cross_entropy(
+            model_head(model, hidden[:, s:][pick_noisy]).float(),
+            targets[pick_noisy],
+            reduction="none",
+        )  # (M,)
+        diffusion = (ce_noisy * noisy_scale[pick_noisy]).sum() / copy_weights.sum()
+        ce_next = F.cross_entropy(
+            model_head(model, hidden[:, : s - 1][pick_next]).float(),
+            ids[:, 1:][pick_next],
+            reduction="none",
+        )  # (M',)
+        next_token = (ce_next * next_scale[pick_next]).sum() / next_scale.sum()
+    else:
+        logits = model(ids, noisy).float()  # (N, (1+K)S, V)
+        diffusion = (token_ce(logits[:, s:], targets) * noisy_scale).sum() / copy_weights.sum()
+        ce_next = token_ce(logits[:, : s - 1], ids[:, 1:])  # (N, S-1)
+        next_token = (ce_next * next_scale).sum() / next_scale.sum()
     loss = diffusion + settings.ar_weight * next_token
     return loss, {"diffusion": diffusion.detach(), "next_token": next_token.detach()}
+
+
+def model_head(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The tied vocabulary head of a (possibly compiled) model on hidden states (..., E)."""
+    return getattr(model, "_orig_mod", model).logits(hidden)
 
 
 def model_config(model: torch.nn.Module) -> ModelConfig:

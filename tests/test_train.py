@@ -256,3 +256,32 @@ def test_canvases_per_context_below_one_is_a_one_line_error(
     argv = ["train", "--preset", "tiny", "--corpus", str(corpus), "--tokenizer", str(tokenizer)]
     assert main([*argv, "--run-dir", str(tmp_path), "--canvases-per-context", "0"]) == 2
     assert "canvases_per_context must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_the_cpu_head_on_scored_positions_only_gives_the_dense_loss_and_gradients() -> None:
+    """The head runs only where a loss is taken on CPU; loss and every gradient must equal
+    the dense head's, filler and <eom> padding included."""
+    torch.manual_seed(0)
+    model = DiffusionFIM(model_preset("tiny", vocab_size=300))
+    ids = torch.randint(5, 300, (3, 32))
+    roles = torch.full(ids.shape, TOKEN, dtype=torch.uint8)
+    roles[:, -10:-4], roles[:, -4:] = PAD, IGNORE
+    settings = train_preset("tiny", canvases_per_context=2, eom_pad_weight=0.3)
+    loss, parts = compute_loss(model, ids, roles, settings, torch.Generator().manual_seed(5))
+    loss.backward()
+    sparse_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    noisy, masked, t = add_noise(ids.repeat(1, 2), 8, 0.02, torch.Generator().manual_seed(5))
+    weights = role_weights(roles, settings)
+    logits = model(ids, noisy)  # (N, 3S, V): the dense head everywhere
+    ce = F.cross_entropy(logits[:, 32:].transpose(1, 2), ids.repeat(1, 2), reduction="none")
+    copy_weights = weights.repeat(1, 2)
+    diffusion = (ce * masked * copy_weights / t).sum() / copy_weights.sum()
+    ce_next = F.cross_entropy(logits[:, :31].transpose(1, 2), ids[:, 1:], reduction="none")
+    next_token = (ce_next * weights[:, 1:]).sum() / weights[:, 1:].sum()
+    dense = diffusion + settings.ar_weight * next_token
+    dense.backward()
+    torch.testing.assert_close(loss, dense)
+    torch.testing.assert_close(parts["diffusion"], diffusion.detach())
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(sparse_grads[name], parameter.grad, rtol=1e-4, atol=1e-6)
