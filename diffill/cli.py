@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench lsp": ("lsp_server.bench", "end-to-end latency through the real language server"),
     "bench family": ("engine.families.bench", "open-weight family latency, DualCache on/off"),
     "bench train": ("engine.bench_train", "training tok/s and GFLOP/s against the matmul peak"),
+    "ab": ("engine.ab", "training choices A/B on one token budget from the run's weights"),
     "ship": ("engine.ship", "ship the long-lived run's weights when the fixed eval says better"),
     "doctor": ("engine.doctor", "what would run where, and how much memory it needs"),
     "sweep": ("engine.sweep", "model shapes under the latency budget: quality against latency"),

@@ -92,10 +92,8 @@ def continual(args: argparse.Namespace, run_dir: Path) -> int:
     args.corpus = args.corpus or ensure_corpus(run_dir)
     if has_checkpoint(run_dir):
         args.resume, args.init_from = True, None
-        args.tokenizer = args.tokenizer or checkpoint_dir(run_dir) / "tokenizer.json"
     else:
         args.init_from = args.init_from or default_model_path()
-        args.tokenizer = args.tokenizer or args.init_from / "tokenizer.json"
     try:
         return train(args)
     finally:

@@ -111,6 +111,7 @@ class TrainConfig:
     batch_size: int = 8
     max_steps: int = 100_000
     max_minutes: float = 0.0  # wall-clock budget; 0 means steps only
+    max_tokens: int = 0  # tokens this run may train (A/B budgets); 0 means no such limit
     lr: float = 2e-3
     schedule: str = "cosine"  # after warm-up: cosine over the budget, or constant (resumable)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio

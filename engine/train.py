@@ -316,7 +316,7 @@ def setup(
         state, ema_weights, rng = load_checkpoint(run_dir, model, optimizer)
     elif init_from is not None:
         init_weights(model, init_from)
-        state["tokens"] = lineage_tokens(init_from)
+        state["tokens"] = state["start_tokens"] = lineage_tokens(init_from)
         state["init_from"] = str(init_from)
     ema = new_ema(model, settings)
     if ema is not None and ema_weights is not None:
@@ -328,7 +328,9 @@ def setup(
 
 def out_of_budget(state: dict, settings: TrainConfig) -> bool:
     over_time = settings.max_minutes > 0 and state["elapsed_s"] >= 60 * settings.max_minutes
-    return over_time or state["step"] >= settings.max_steps
+    trained = state["tokens"] - state.get("start_tokens", 0)
+    over_tokens = settings.max_tokens > 0 and trained >= settings.max_tokens
+    return over_time or over_tokens or state["step"] >= settings.max_steps
 
 
 def throughput(window: dict) -> dict[str, float]:
@@ -488,10 +490,20 @@ def make_loaders(
     return train_loader, batches(manifest, "heldout", tokenizer, quiet, canvas_size, 0)
 
 
+def default_tokenizer(resume: bool, run_dir: Path, init_from: Path | None) -> Path:
+    """The tokenizer that belongs with the weights: the checkpoint's, the starting folder's,
+    else the shipped model's."""
+    from engine.loading import default_model_path
+    from engine.train_checkpoint import checkpoint_dir
+
+    if resume and has_checkpoint(run_dir):
+        return checkpoint_dir(run_dir) / "tokenizer.json"
+    return (init_from or default_model_path()) / "tokenizer.json"
+
+
 def train(args: argparse.Namespace) -> int:
     """One run in the foreground: fresh, resumed (--resume) or started from weights."""
     from engine.corpus import load_manifest
-    from engine.loading import default_model_path
 
     args.preset = args.preset or "default"
     settings = settings_from_args(args)
@@ -500,7 +512,7 @@ def train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     run_dir = args.run_dir or Path("runs") / args.preset
-    tokenizer = args.tokenizer or default_model_path() / "tokenizer.json"
+    tokenizer = args.tokenizer or default_tokenizer(args.resume, run_dir, args.init_from)
     model, optimizer, ema, state = setup(
         settings, tokenizer, run_dir, args.resume, overrides, args.init_from
     )

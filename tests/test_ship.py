@@ -140,3 +140,27 @@ def test_an_installed_leg_serves_its_weights_and_the_curve_is_drawn(
     curve = tmp_path / "docs" / "img" / "curve.png"
     draw_curve(run_dir, [LEG, {**LEG, "tokens": 9_000_000}], curve)
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ab_trains_each_variant_on_the_same_budget_once_and_tables_them(
+    run_with_leg: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _, run_dir = run_with_leg
+    argv = ["ab", "--run-dir", str(run_dir), "--out", str(tmp_path), "--tokens", "4096"]
+    argv += ["--variant", "high-lr: --lr 1e-2", "--eval-limit", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| baseline |  |" in out and "| high-lr | --lr 1e-2 |" in out
+    for name in ("baseline", "high-lr"):
+        state = json.loads(
+            (tmp_path / name / "run" / "checkpoint" / "train_state.json").read_text()
+        )
+        assert state["tokens"] - state["start_tokens"] == 4096  # two steps of 8 x 256
+    logs = {name: (tmp_path / name / "run" / "log.jsonl").read_text() for name in ("baseline",)}
+    assert main(argv) == 0  # the finished variants are reused, not trained again
+    assert (tmp_path / "baseline" / "run" / "log.jsonl").read_text() == logs["baseline"]
+
+
+def test_a_variant_without_a_name_is_a_clear_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["ab", "--variant", "--lr 1e-3"]) == 2
+    assert "must read 'NAME: OPTIONS'" in capsys.readouterr().err
