@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 from http_backend import HOLD, Backend
-from lsp_harness import inline_params, lsp_fixture, open_doc, start, status, trained_model
+from lsp_harness import (
+    complete,
+    free_port,
+    inline_params,
+    lsp_fixture,
+    online,
+    open_doc,
+    start,
+    status,
+    trained_model,
+)
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
@@ -40,15 +49,6 @@ async def keyed(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-def online(kind: str, url: str, **backend: object) -> dict:
-    return {"backend": {"kind": kind, "url": url, **backend}}
-
-
-async def complete(client: LanguageClient, marked: str, uri: str = URI):
-    position = open_doc(client, marked, uri)
-    return await client.text_document_inline_completion_async(inline_params(uri, position))
-
-
 def _send(client: LanguageClient, position: types.Position, msg_id: str):
     """Send now (pytest-lsp's async variant would send only once awaited)."""
     params = inline_params(URI, position)
@@ -57,13 +57,6 @@ def _send(client: LanguageClient, position: types.Position, msg_id: str):
 
 def _log(client: LanguageClient) -> str:
     return "\n".join(m.message for m in client.log_messages)
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening: connecting to it is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_mercury_request_and_answer_follow_the_fim_api(keyed):
