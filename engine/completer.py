@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 # Denoising steps per canvas block that serving, `diffill complete` and `diffill eval` use
 # unless told otherwise (0 there, None in a request: one step per canvas position). 4 of 16
@@ -38,6 +38,11 @@ class CompletionRequest:
     seed: int = 0
     single_line: bool = False  # mid-line: stop at the first line break, the rest is never shown
     length: Length = "blocks"
+    # Other files' chunks as (path, text). `prefix` already starts with them rendered
+    # (`extra_chars` characters); a backend with a field of its own for them (llama.cpp's
+    # input_extra) sends them there and the rest of the prefix as the prefix.
+    extra: tuple[tuple[str, str], ...] = ()
+    extra_chars: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,4 +92,24 @@ class Completer(Protocol):
 
     def describe(self) -> dict[str, object]:
         """Model name, runtime and sizes, for `diffill/status` and logs."""
+        ...
+
+
+@runtime_checkable
+class AsyncCompleter(Protocol):
+    """A backend that waits on the network instead of computing (engine/online/): the server
+    awaits it on its event loop, so cancelling the request's task aborts the HTTP request."""
+
+    async def complete_async(self, request: CompletionRequest) -> CompletionResult:
+        """Fill the gap; raises engine.errors.BackendError with a one-line reason on failure."""
+        ...
+
+    def prepare(self, prefix: str, suffix: str) -> None: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    async def aclose(self) -> None:
+        """Close the connections it keeps open."""
         ...

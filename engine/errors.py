@@ -16,3 +16,13 @@ class InputError(DiffillError):
 
 class Cancelled(DiffillError):
     """The caller's cancel check fired between denoising steps."""
+
+
+class BackendError(DiffillError):
+    """An online backend failed: refused, timed out, rejected the request or answered garbage.
+
+    `auth` marks a rejected key (401/403): retrying cannot help until the settings change."""
+
+    def __init__(self, message: str, auth: bool = False) -> None:
+        super().__init__(message)
+        self.auth = auth

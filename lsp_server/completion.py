@@ -70,6 +70,8 @@ def engine_request(context: CursorContext, settings: Settings, count: int) -> Co
         max_tokens=m.max_tokens,
         num_candidates=count,
         single_line=context.post.mid_line,
+        extra=tuple((chunk.label, chunk.text) for chunk in context.window.related.chunks),
+        extra_chars=len(context.window.related.text),
         **m.sampling(),
     )
 

@@ -13,7 +13,10 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
                 "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks"},
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
-                  "prepareDelayMs": 30, "otherFiles": 0.25, "watchWorkspace": true}
+                  "prepareDelayMs": 30, "otherFiles": 0.25, "watchWorkspace": true},
+      "offline": null,                         # null: true exactly when backend.kind is embedded
+      "backend": {"kind": "embedded", "url": "", "model": "", "apiKeyEnv": "",
+                  "timeoutMs": 5000, "connectTimeoutMs": 1000, "fallback": "none"}
     }
 
 `model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size,
@@ -24,6 +27,11 @@ and its default is the engine's DEFAULT_STEPS (engine/completer.py says how it w
 `context.otherFiles` is the share of `budgetTokens` kept for chunks of other files (open
 documents, and files changed on disk in the workspace folders while `watchWorkspace` is on);
 0 turns other files off.
+`backend.kind` other than `embedded` sends the window to an online backend (engine/online/);
+`backend.url` and `backend.model` empty mean the kind's defaults, `backend.apiKeyEnv` is the
+NAME of the environment variable holding the key (the key itself never appears in settings),
+and `backend.fallback: "embedded"` answers with the embedded model when the backend fails.
+`offline: true` refuses every kind but `embedded`.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from engine.completer import DEFAULT_STEPS, Length, Mode
+from engine.online import DIALECTS
+
+BACKEND_KINDS = ("embedded", *DIALECTS)
 
 
 def _limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> dict:
@@ -70,6 +81,21 @@ class ContextSettings:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    kind: str = field(default="embedded", metadata=_limits(choices=BACKEND_KINDS))
+    url: str = ""  # base URL; empty: the kind's usual local address (Mercury: its API)
+    model: str = ""  # empty: the kind's default model, or the one the server has loaded
+    api_key_env: str = ""  # NAME of the environment variable that holds the key
+    timeout_ms: int = field(default=5000, metadata=_limits(100, 600_000))
+    connect_timeout_ms: int = field(default=1000, metadata=_limits(50, 60_000))
+    fallback: str = field(default="none", metadata=_limits(choices=("none", "embedded")))
+
+    @property
+    def online(self) -> bool:
+        return self.kind != "embedded"
+
+
+@dataclass(frozen=True)
 class Settings:
     enable: bool = True
     languages: dict[str, bool] = field(default_factory=dict)
@@ -77,6 +103,12 @@ class Settings:
     max_file_bytes: int = field(default=2_000_000, metadata=_limits(1000, 1 << 30))
     model: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
+    offline: bool | None = field(default=None, metadata={"type": bool})  # None: kind decides
+    backend: BackendSettings = field(default_factory=BackendSettings)
+
+    @property
+    def is_offline(self) -> bool:
+        return not self.backend.online if self.offline is None else self.offline
 
     def enabled_for(self, language_id: str) -> bool:
         return self.enable and self.languages.get(language_id, True)
@@ -89,7 +121,7 @@ def camel(name: str) -> str:
 
 def _check_scalar(value: Any, default: Any, meta: dict) -> str | None:
     """Why `value` cannot replace `default`, or None when it can."""
-    expected = type(default)
+    expected = meta.get("type") or type(default)
     accepted = (int, float) if expected is float else expected
     if isinstance(value, bool) != (expected is bool) or not isinstance(value, accepted):
         return f"expected {expected.__name__}, got {type(value).__name__} {value!r}"

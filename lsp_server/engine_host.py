@@ -3,14 +3,41 @@
 Loading happens on the model thread after `initialized`; until it finishes, requests get an
 empty answer at once instead of waiting. A failure keeps its one-line reason for
 `diffill/status` and the user's message, and the server stays up.
+
+The completer is the embedded model or an online backend (engine/online/), and with
+`backend.fallback: "embedded"` the embedded model is loaded beside the online one to answer
+when it fails.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.completer import Completer
+from engine.completer import AsyncCompleter, Completer
+from engine.errors import DiffillError
+from lsp_server.config import BackendSettings, Settings
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    """The settings a completer is built from: a change to any of them reloads it."""
+
+    path: str = ""
+    runtime: str = "auto"
+    backend: BackendSettings = field(default_factory=BackendSettings)
+    offline: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings) -> EngineSource:
+        m = settings.model
+        return cls(m.path, m.runtime, settings.backend, settings.is_offline)
+
+    @property
+    def label(self) -> str:
+        if self.backend.online:
+            return f"{self.backend.kind} backend"
+        return f"model {self.path or '(embedded)'}"
 
 
 def open_model(path_setting: str, runtime: str) -> Completer:
@@ -22,21 +49,50 @@ def open_model(path_setting: str, runtime: str) -> Completer:
     return open_completer(folder, runtime=runtime)  # type: ignore[arg-type]
 
 
+def open_backend(source: EngineSource) -> AsyncCompleter:
+    """The online completer; DiffillError when offline mode forbids it or a setting is wrong.
+    Opens no connection: the first completion does."""
+    kind = source.backend.kind
+    if source.offline:
+        raise DiffillError(
+            f"offline is on, so backend.kind {kind!r} is refused (it would send code over "
+            "the network); set offline to false to use it"
+        )
+    from engine.online.client import OnlineCompleter, endpoint
+
+    b = source.backend
+    target = endpoint(
+        kind, b.url, b.model, b.api_key_env, b.timeout_ms / 1000, b.connect_timeout_ms / 1000
+    )
+    return OnlineCompleter(target)
+
+
+def open_engines(source: EngineSource) -> tuple[Completer | AsyncCompleter, Completer | None]:
+    """The completer for `source` and the embedded fallback when one is asked for."""
+    if not source.backend.online:
+        return open_model(source.path, source.runtime), None
+    online = open_backend(source)
+    wanted = source.backend.fallback == "embedded"
+    return online, open_model(source.path, source.runtime) if wanted else None
+
+
 @dataclass
 class EngineHost:
     state: str = "loading"  # loading | ready | failed
-    completer: Completer | None = None
+    completer: Completer | AsyncCompleter | None = None
+    fallback: Completer | None = None  # the embedded model, when an online backend fails
     error: str | None = None
-    source: tuple[str, str] = ("", "")  # (model path setting, runtime) it was loaded from
+    source: EngineSource = field(default_factory=EngineSource)
 
-    def loading(self, source: tuple[str, str]) -> None:
-        self.state, self.completer, self.error, self.source = "loading", None, None, source
+    def loading(self, source: EngineSource) -> None:
+        self.state, self.completer, self.fallback = "loading", None, None
+        self.error, self.source = None, source
 
-    def ready(self, completer: Completer) -> None:
-        self.state, self.completer, self.error = "ready", completer, None
+    def ready(self, completer: Completer | AsyncCompleter, fallback: Completer | None) -> None:
+        self.state, self.completer, self.fallback, self.error = "ready", completer, fallback, None
 
     def failed(self, reason: str) -> None:
-        self.state, self.completer, self.error = "failed", None, reason
+        self.state, self.completer, self.fallback, self.error = "failed", None, None, reason
 
     def describe(self) -> dict[str, object]:
         return dict(self.completer.describe()) if self.completer is not None else {}

@@ -2,8 +2,9 @@
 
 Bad input (unknown document, position past the end, oversized or binary text) becomes an
 InvalidParams error whose message names the problem; a cancelled or superseded request
-becomes RequestCancelled (-32800); any other engine failure is logged and answered with an
-empty result, so the server stays up.
+becomes RequestCancelled (-32800); an online backend's failure, which the server has already
+reported, and any other engine failure (logged here) are answered with an empty result, so
+the server stays up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
-from engine.errors import Cancelled, DiffillError, InputError
+from engine.errors import BackendError, Cancelled, DiffillError, InputError
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ def lsp_errors(empty: Any = None) -> Callable:
                 raise JsonRpcRequestCancelled(f"request cancelled: {exc}") from None
             except InputError as exc:
                 raise JsonRpcInvalidParams(str(exc)) from None
+            except BackendError:
+                return empty() if callable(empty) else empty  # the server logged it, once
             except DiffillError as exc:
                 ls.log(f"completion failed: {exc}", error=True)
                 return empty() if callable(empty) else empty

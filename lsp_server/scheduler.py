@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -66,3 +66,38 @@ class ModelWorker:
         except Cancelled:
             self.stopped += 1
             raise
+
+
+class NetworkCalls:
+    """Online backends' requests, awaited on the event loop, latest request wins per key.
+
+    Nothing blocks, so no thread is needed; what matters is that a request nobody waits for
+    stops costing the backend. Cancelling its task closes the HTTP connection, and llama.cpp,
+    vLLM and Ollama stop generating when their client goes away.
+    """
+
+    def __init__(self) -> None:
+        self._latest: dict[str, asyncio.Task] = {}
+        self.in_flight = 0
+        self.stopped = 0  # requests aborted by a cancel or a newer request
+
+    async def run_latest(self, key: str, call: Coroutine[object, object, T]) -> T:
+        """Await `call`, cancelling the previous call for `key`; a superseded call raises
+        Cancelled, a cancelled caller cancels the call."""
+        if (previous := self._latest.get(key)) is not None:
+            previous.cancel()
+        task = asyncio.ensure_future(call)
+        self._latest[key] = task
+        self.in_flight += 1
+        try:
+            return await task
+        except asyncio.CancelledError:
+            self.stopped += 1
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller itself was cancelled ($/cancelRequest)
+            raise Cancelled("superseded by a newer request") from None
+        finally:
+            self.in_flight -= 1
+            if self._latest.get(key) is task:
+                del self._latest[key]

@@ -18,19 +18,20 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from engine.errors import DiffillError
+from engine.completer import AsyncCompleter, Completer, CompletionRequest, CompletionResult
+from engine.errors import BackendError, DiffillError
 from lsp_server import code_actions, completion, convert
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
 from lsp_server.documents import checked_document, cursor_offset
-from lsp_server.engine_host import EngineHost, open_model
+from lsp_server.engine_host import EngineHost, EngineSource, open_engines
 from lsp_server.guard import lsp_errors
 from lsp_server.prepare import Preparer
 from lsp_server.protocol import DiffillProtocol
-from lsp_server.scheduler import ModelWorker
+from lsp_server.scheduler import ModelWorker, NetworkCalls
 from lsp_server.sources import MAX_SOURCE_CHARS, Sources
-from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, Stats
+from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, BackendHealth, Stats
 from lsp_server.watcher import Watcher
 
 VERSION = "0.1.0"
@@ -42,6 +43,8 @@ class DiffillServer(LanguageServer):
         self.settings = Settings()
         self.engine = EngineHost()
         self.worker = ModelWorker()
+        self.network = NetworkCalls()  # online backends' requests
+        self.health = BackendHealth()
         self.preparer = Preparer(self.worker, on_error=self.log)
         self.cache = CompletionCache()
         self.stats = Stats()
@@ -69,24 +72,27 @@ class DiffillServer(LanguageServer):
         self.settings = dataclasses.replace(settings, model=model)
         for issue in issues:
             self.warn(f"invalid setting {issue}; using the default")
-        if self.engine.source != (model.path, model.runtime) and self._loading is not None:
+        if self.engine.source != EngineSource.of(self.settings) and self._loading is not None:
             self.start_loading()
 
     def start_loading(self) -> None:
-        """Load (or reload) the model on the model thread; requests meanwhile answer empty."""
+        """Load (or reload) the completer on the model thread; requests meanwhile answer empty."""
         if self._loading is not None:
             self._loading.cancel()
-        source = (self.settings.model.path, self.settings.model.runtime)
+        previous, source = self.engine.completer, EngineSource.of(self.settings)
         self.engine.loading(source)
-        self._loading = asyncio.ensure_future(self._load(source))
+        self._loading = asyncio.ensure_future(self._load(source, previous))
 
-    async def _load(self, source: tuple[str, str]) -> None:
-        progress = await self._begin_progress(f"loading model {source[0] or '(embedded)'}")
+    async def _load(self, source: EngineSource, previous: object) -> None:
+        progress = await self._begin_progress(f"loading {source.label}")
         try:
-            completer = await self.worker.run(open_model, *source)
-            self.engine.ready(completer)
+            if isinstance(previous, AsyncCompleter):
+                await previous.aclose()  # its pooled connections
+            completer, fallback = await self.worker.run(open_engines, source)
+            self.engine.ready(completer, fallback)
             self.planner = WindowPlanner(completer.count_tokens, self.sources)
             self.cache = CompletionCache()
+            self.health = BackendHealth()
             self.log(f"model ready: {completer.describe()}")
         except Exception as exc:  # the boundary: any load failure is a reason, not a dead server
             reason = (str(exc) or type(exc).__name__).splitlines()[0]
@@ -147,11 +153,44 @@ class DiffillServer(LanguageServer):
 
     async def _run_model(self, context: completion.CursorContext, count: int):
         request = completion.engine_request(context, self.settings, count)
-        completer = self.engine.completer  # a reload must not swap it under a running request
-        result = await self.worker.run_latest(
-            context.uri, lambda cancelled: completer.complete(request, cancelled)
-        )
+        result = await self.run_engine(context.uri, request)
         return completion.result_texts(result, context), result.timings
+
+    async def run_engine(self, key: str, request: CompletionRequest) -> CompletionResult:
+        """`request` on the configured backend, a newer call for `key` cancelling it. An
+        online backend's failure is logged once and answered by the embedded fallback when
+        there is one; without one it propagates and the handler answers empty."""
+        completer, fallback = self.engine.completer, self.engine.fallback  # no swap mid-request
+        if completer is None:
+            raise DiffillError(f"the model is not ready ({self.engine.error or self.engine.state})")
+        if not isinstance(completer, AsyncCompleter):
+            return await self._on_model_thread(key, completer, request)
+        try:
+            result = await self.network.run_latest(key, completer.complete_async(request))
+        except BackendError as exc:
+            self._backend_failed(exc, fallback is not None)
+            if fallback is None:
+                raise
+            self.health.fallbacks += 1
+            return await self._on_model_thread(key, fallback, request)
+        self.health.ok()
+        return result
+
+    async def _on_model_thread(self, key: str, completer: Completer, request: CompletionRequest):
+        return await self.worker.run_latest(
+            key, lambda cancelled: completer.complete(request, cancelled)
+        )
+
+    def _backend_failed(self, exc: BackendError, falls_back: bool) -> None:
+        """One log line per new reason; a refused key is also shown to the user, once."""
+        if not self.health.failed(str(exc)):
+            return
+        answer = "the embedded model answers" if falls_back else "no completions"
+        self.log(f"backend failed: {exc}; {answer}", error=True)
+        if exc.auth:
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"diffill: {exc}")
+            )
 
     async def filled_action(self, document, offer: code_actions.Offer) -> types.CodeAction:
         """The action with its edit, from the model on its thread; a newer code-action request
@@ -161,9 +200,7 @@ class DiffillServer(LanguageServer):
             raise DiffillError(f"the model is not ready ({self.engine.error or self.engine.state})")
         gap = code_actions.gap(document, offer, completer.count_tokens, self.settings)
         request = code_actions.engine_request(gap, self.settings)
-        result = await self.worker.run_latest(
-            f"{offer.uri} code action", lambda cancelled: completer.complete(request, cancelled)
-        )
+        result = await self.run_engine(f"{offer.uri} code action", request)
         return code_actions.action(document, offer, code_actions.replacement(result.text, gap))
 
     def prepare_job(self, uri: str, edit_offset: int):
@@ -227,10 +264,11 @@ class DiffillServer(LanguageServer):
             "runtime": self.settings.model.runtime,
             "enabled": self.settings.enable,
             **self.stats.as_json(),
-            "pending": self.worker.in_flight + self.preparer.pending,
+            "pending": self.worker.in_flight + self.network.in_flight + self.preparer.pending,
             "tasks": len(asyncio.all_tasks()),
-            "stoppedRuns": self.worker.stopped,
+            "stoppedRuns": self.worker.stopped + self.network.stopped,
             "otherFiles": {"sources": self.sources.labels(), "picked": list(self.last_picked)},
+            "backend": self.health.as_json(self.settings.backend.kind, self.settings.is_offline),
         }
 
 

@@ -19,8 +19,16 @@
       "tasks": int,                     # asyncio tasks alive in the server, this one included
       "stoppedRuns": int,               # engine runs skipped or stopped between steps by a cancel
       "otherFiles": {"sources": [str],  # files that may lend chunks, most recently changed first
-                     "picked": [str]}   # "path:first-last" chunks in the last request's context
+                     "picked": [str]},  # "path:first-last" chunks in the last request's context
+      "backend": {"kind": str,          # backend.kind: "embedded", "openai-fim", "ollama", ...
+                  "offline": bool,      # whether online kinds are refused
+                  "error": str | null,  # the online backend's last failure, one line; null
+                                        # once it answers again
+                  "failures": int,      # online requests that failed
+                  "fallbacks": int}     # of those, answered by the embedded model
     }
+
+The API key is never part of it: settings name only the variable that holds it.
 
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns
 carries it as `command`, so clients run it after inserting the item): arguments
@@ -87,3 +95,31 @@ def _timings(t: Timings | None) -> dict[str, float | int] | None:
         "contextTokens": t.context_tokens,
         "reusedTokens": t.reused_tokens,
     }
+
+
+@dataclass
+class BackendHealth:
+    """The online backend's last failure. A reason is logged when it is new: the same one
+    again (every keystroke while a server is down, or a refused key) is only counted."""
+
+    error: str | None = None
+    failures: int = 0
+    fallbacks: int = 0
+
+    def failed(self, reason: str) -> bool:
+        """Record a failure; True when its reason differs from the last one."""
+        self.failures += 1
+        news, self.error = reason != self.error, reason
+        return news
+
+    def ok(self) -> None:
+        self.error = None
+
+    def as_json(self, kind: str, offline: bool) -> dict[str, object]:
+        return {
+            "kind": kind,
+            "offline": offline,
+            "error": self.error,
+            "failures": self.failures,
+            "fallbacks": self.fallbacks,
+        }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -131,3 +132,21 @@ def inline_params(
 async def status(client: LanguageClient):
     """The `diffill/status` result (pygls hands custom results over as named tuples)."""
     return await client.protocol.send_request_async("diffill/status", {})
+
+
+def online(kind: str, url: str, **backend: object) -> dict:
+    """Settings for an online backend of `kind` at `url`."""
+    return {"backend": {"kind": kind, "url": url, **backend}}
+
+
+async def complete(client: LanguageClient, marked: str, uri: str = "file:///w/a.py"):
+    """Open `marked` and ask for an automatic inline completion at its cursor."""
+    position = open_doc(client, marked, uri)
+    return await client.text_document_inline_completion_async(inline_params(uri, position))
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening: connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

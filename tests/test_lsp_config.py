@@ -80,3 +80,24 @@ def test_each_bad_value_falls_back_alone_and_is_named():
 def test_a_non_object_is_one_issue():
     settings, issues = settings_from_json(["model"])
     assert settings == Settings() and len(issues) == 1 and "expected an object" in issues[0]
+
+
+def test_offline_follows_the_backend_kind_unless_set():
+    assert settings_from_json({})[0].is_offline
+    assert not settings_from_json({"backend": {"kind": "ollama"}})[0].is_offline
+    forced, issues = settings_from_json({"offline": True, "backend": {"kind": "ollama"}})
+    assert forced.is_offline and issues == []
+
+
+def test_bad_backend_values_fall_back_and_are_named():
+    settings, issues = settings_from_json(
+        {"offline": "no", "backend": {"kind": "gpt", "timeoutMs": 5, "fallback": "cloud"}}
+    )
+    assert settings.offline is None and settings.backend.kind == "embedded"
+    assert settings.backend.timeout_ms == 5000 and settings.backend.fallback == "none"
+    assert [issue.split(":")[0] for issue in issues] == [
+        "offline",
+        "backend.kind",
+        "backend.timeoutMs",
+        "backend.fallback",
+    ]

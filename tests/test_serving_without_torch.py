@@ -30,6 +30,7 @@ SERVER_IMPORTS = (
     BLOCK_TORCH
     + """
 import engine.complete, engine.embedded, engine.loading, engine.runtime_onnx, engine.sampler
+import engine.online.client, lsp_server.server
 from engine.completer import CompletionRequest
 completer = engine.loading.open_completer(sys.argv[1])
 print(completer.complete(CompletionRequest(sys.argv[2], sys.argv[3])).text, end="")

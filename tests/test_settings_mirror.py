@@ -1,5 +1,6 @@
 """Every server setting is mirrored, with the server's default and limits, in the VS Code
-extension's `contributes.configuration` and in the settings table of docs/editors.md."""
+extension's `contributes.configuration` and in the settings table of docs/editors.md; the
+online-backend settings also in the Neovim help's settings example."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ PROPERTIES = json.loads((REPO / "editor-clients" / "vscode" / "package.json").re
     "contributes"
 ]["configuration"]["properties"]
 EDITORS_DOC = (REPO / "docs" / "editors.md").read_text()
+NEOVIM_HELP = (REPO / "editor-clients" / "neovim" / "doc" / "diffill.txt").read_text()
 
 
 def _settings(obj: object = Settings(), path: str = ""):
@@ -45,3 +47,13 @@ def test_vscode_declares_the_setting_with_the_servers_default_and_limits(key, de
 def test_the_editors_doc_lists_the_setting_with_its_default(key, default, meta):
     shown = json.dumps(default)
     assert f"| `{key}` | `{shown}` |" in EDITORS_DOC
+
+
+ONLINE = [s for s in SETTINGS if s[0] == "offline" or s[0].startswith("backend.")]
+
+
+@pytest.mark.parametrize(("key", "default", "meta"), ONLINE, ids=[s[0] for s in ONLINE])
+def test_the_neovim_help_shows_the_online_setting(key, default, meta):
+    name = key.rsplit(".", 1)[-1]
+    shown = "nil" if default is None else json.dumps(default)
+    assert f"{name} = {shown}" in NEOVIM_HELP
