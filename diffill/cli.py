@@ -13,21 +13,21 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "corpus": ("engine.corpus", "collect training and held-out source files into a manifest"),
-    "tokenizer": ("engine.tokenizer", "train the byte-level BPE tokenizer on a corpus"),
-    "train": ("engine.train", "train the diffusion FIM model"),
-    "export": ("engine.export", "export a checkpoint to ONNX graphs for serving"),
-    "complete": ("engine.complete", "complete a file position or a JSON prefix/suffix on stdin"),
-    "eval": ("engine.evaluate", "exact match and edit similarity on held-out FIM examples"),
-    "eval context": ("lsp_server.eval_context", "held-out gaps with and without other files"),
-    "bench engine": ("engine.bench", "engine latency and tokens/s, diffusion against ar"),
-    "bench lsp": ("lsp_server.bench", "end-to-end latency through the real language server"),
-    "bench family": ("engine.families.bench", "open-weight family latency, DualCache on/off"),
-    "bench train": ("engine.bench_train", "training tok/s and GFLOP/s against the matmul peak"),
-    "ab": ("engine.ab", "training choices A/B on one token budget from the run's weights"),
-    "ship": ("engine.ship", "ship the long-lived run's weights when the fixed eval says better"),
-    "doctor": ("engine.doctor", "what would run where, and how much memory it needs"),
-    "sweep": ("engine.sweep", "model shapes under the latency budget: quality against latency"),
+    "corpus": ("engine.training.corpus", "collect training and held-out source files"),
+    "tokenizer": ("engine.training.tokenizer", "train the byte-level BPE tokenizer on a corpus"),
+    "train": ("engine.training.train", "train the diffusion FIM model"),
+    "export": ("engine.training.export", "export a checkpoint to ONNX graphs for serving"),
+    "complete": ("diffill.complete", "complete a file position or a JSON prefix/suffix on stdin"),
+    "eval": ("diffill.evaluation.evaluate", "exact match and edit similarity on held-out gaps"),
+    "eval context": ("diffill.evaluation.context", "held-out gaps with and without other files"),
+    "bench engine": ("diffill.evaluation.bench_engine", "engine latency, diffusion against ar"),
+    "bench lsp": ("diffill.evaluation.bench_lsp", "latency through the real language server"),
+    "bench family": ("diffill.evaluation.bench_family", "open-weight family latency, DualCache"),
+    "bench train": ("diffill.evaluation.bench_train", "training tok/s against the matmul peak"),
+    "ab": ("diffill.evaluation.ab", "training choices A/B'd on one token budget"),
+    "ship": ("diffill.evaluation.ship", "ship the long-lived run's weights when eval says better"),
+    "doctor": ("diffill.doctor", "what would run where, and how much memory it needs"),
+    "sweep": ("diffill.evaluation.sweep.main", "model shapes under the latency budget"),
     "lsp": ("lsp_server.main", "run the language server over stdio"),
 }
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if name.startswith("bench ") or name == "sweep":
-            from engine.background import paused_training
+            from engine.training.background import paused_training
 
             with paused_training():
                 return int(module.run(args) or 0)

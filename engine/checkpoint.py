@@ -7,6 +7,8 @@ Reading uses safetensors' numpy loader, so this module works without torch.
 from __future__ import annotations
 
 import json
+import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,37 @@ def load_config(folder: Path) -> ModelConfig:
         return ModelConfig.from_json(path)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
+
+
+def safetensors_header(path: Path) -> tuple[int, bytes]:
+    """(size of the 8-byte length plus the JSON header, the header bytes) of a shard,
+    checked to describe exactly the bytes the file holds."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+            length = struct.unpack("<Q", start)[0] if len(start) == 8 else size
+            header = handle.read(min(length, size))
+        tensors = json.loads(header)
+        end = max(
+            (t["data_offsets"][1] for k, t in tensors.items() if k != "__metadata__"), default=0
+        )
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise ModelLoadError(
+            f"safetensors file {path} is truncated or corrupt (bad header)"
+        ) from None
+    if 8 + length + end != size:
+        raise ModelLoadError(f"safetensors file {path} is truncated or corrupt ({size} bytes)")
+    return 8 + length, header
+
+
+def parameter_count(folder: Path) -> int:
+    """Parameters stored in the folder's safetensors, read from the shard headers."""
+    total = 0
+    for path in weight_files(folder):
+        for name, info in json.loads(safetensors_header(path)[1]).items():
+            if name != "__metadata__":
+                total += math.prod(info["shape"])
+    return total

@@ -87,7 +87,7 @@ class EmbeddedCompleter:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def describe(self) -> dict[str, object]:
-        from engine.loading import parameter_count
+        from engine.checkpoint import parameter_count
 
         info: dict[str, object] = {
             "name": self.folder.name if self.folder else "diffill",

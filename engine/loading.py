@@ -6,13 +6,12 @@ Nothing here imports torch unless the torch runtime is chosen.
 
 from __future__ import annotations
 
-import json
-import math
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Literal
 
-from engine.checkpoint import TOKENIZER_FILE, load_config, weight_files
+from engine.checkpoint import TOKENIZER_FILE, load_config
 from engine.completer import Completer
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
@@ -24,8 +23,14 @@ MODEL_ENV = "DIFFILL_MODEL"
 
 
 def default_model_path() -> Path:
-    """$DIFFILL_MODEL, else the models/ folder shipped beside the engine package."""
-    return Path(os.environ.get(MODEL_ENV) or Path(__file__).resolve().parent.parent / "models")
+    """$DIFFILL_MODEL; else the repository's models/ in a checkout; else the copy of it that
+    the wheel installs as the package data engine/default_model."""
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(importlib.resources.files("engine") / "default_model"))
 
 
 def open_completer(
@@ -91,15 +96,3 @@ def load_tokenizer(folder: Path, config: ModelConfig):
             f"config.json says vocab_size {config.vocab_size}"
         )
     return tokenizer
-
-
-def parameter_count(folder: Path) -> int:
-    """Parameters stored in the folder's safetensors, read from the shard headers."""
-    from engine.runtime_onnx import safetensors_header
-
-    total = 0
-    for path in weight_files(folder):
-        for name, info in json.loads(safetensors_header(path)[1]).items():
-            if name != "__metadata__":
-                total += math.prod(info["shape"])
-    return total

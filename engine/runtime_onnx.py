@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
 
-from engine.checkpoint import load_config, weight_files
+from engine.checkpoint import load_config, safetensors_header, weight_files
 from engine.config import ModelConfig
 from engine.errors import ModelLoadError
 
@@ -35,30 +34,6 @@ def graph_inputs(first: str, layers: int) -> list[str]:
 
 def graphs_exist(folder: Path) -> bool:
     return all((Path(folder) / name).exists() for name in (ENCODE_GRAPH, DENOISE_GRAPH))
-
-
-def safetensors_header(path: Path) -> tuple[int, bytes]:
-    """(size of the 8-byte length plus the JSON header, the header bytes) of a shard,
-    checked to describe exactly the bytes the file holds."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            start = handle.read(8)
-            length = struct.unpack("<Q", start)[0] if len(start) == 8 else size
-            header = handle.read(min(length, size))
-        tensors = json.loads(header)
-        end = max(
-            (t["data_offsets"][1] for k, t in tensors.items() if k != "__metadata__"), default=0
-        )
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        raise ModelLoadError(
-            f"safetensors file {path} is truncated or corrupt (bad header)"
-        ) from None
-    if 8 + length + end != size:
-        raise ModelLoadError(f"safetensors file {path} is truncated or corrupt ({size} bytes)")
-    return 8 + length, header
 
 
 def weights_fingerprint(folder: Path) -> str:

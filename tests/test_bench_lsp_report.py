@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lsp_server.bench import SECTION_END, SECTION_START, half_line_cut, write_section
+from diffill.evaluation.bench_lsp import SECTION_END, SECTION_START, half_line_cut, write_section
 
 
 def test_section_is_replaced_and_the_rest_of_the_file_kept(tmp_path: Path) -> None:

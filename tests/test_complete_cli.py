@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tiny_model import TRAIN_MIDDLE, TRAIN_PREFIX, TRAIN_SUFFIX, copy_folder, shared_folder
 
-from engine.complete import split_at
+from diffill.complete import split_at
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,16 @@ import pytest
 from tiny_model import build_model_folder
 
 from diffill.cli import main
-from engine import background
 from engine.checkpoint import load_weights
 from engine.config import train_preset
-from engine.train import learning_rate
-from engine.train_checkpoint import (
+from engine.training import background
+from engine.training.checkpoint import (
     EMA_FILE,
     LINEAGE_FILE,
     STATE_FILE,
     checkpoint_dir,
 )
+from engine.training.train import learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,14 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = build_model_folder(tmp_path_factory.mktemp("shipped") / "model")
     (folder / LINEAGE_FILE).write_text(json.dumps({"tokens": 1000}))
     files = tmp_path_factory.mktemp("files")
-    for name in ("fim.py", "model.py", "sampler.py", "checkpoint.py", "corpus.py"):
-        shutil.copy(REPO / "engine" / name, files / name)
+    for name in (
+        "training/fim.py",
+        "model.py",
+        "sampler.py",
+        "checkpoint.py",
+        "training/corpus.py",
+    ):
+        shutil.copy(REPO / "engine" / name, files / Path(name).name)
     manifest = ["--out", str(folder.parent / "corpus.json"), "--heldout-fraction", "0.4"]
     assert main(["corpus", "--root", str(files), *manifest]) == 0
     return folder
@@ -290,6 +296,6 @@ def test_every_bench_command_pauses_the_background_run(shipped: Path, tmp_path: 
 
 def test_inspecting_a_run_does_not_import_torch() -> None:
     """`--status`, `--stop` and the benchmarks' pause stay light: no torch import."""
-    code = "import engine.background, sys; print('torch' in sys.modules)"
+    code = "import engine.training.background, sys; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == "False"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from diffill.cli import main
-from engine.corpus import Root, collect, split_of
-from engine.licences import licence_family, site_packages_licences
+from engine.training.corpus import Root, collect, split_of
+from engine.training.licences import licence_family, site_packages_licences
 
 FUNCTION = "def area(width, height):\n    return width * height\n"
 

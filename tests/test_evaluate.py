@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tiny_model import shared_folder
 
-from engine.evaluate import Answer, Example, heldout_examples, score, score_rows, shown
+from diffill.evaluation.evaluate import Answer, Example, heldout_examples, score, score_rows, shown
 
 
 @pytest.fixture

@@ -103,8 +103,8 @@ def test_bench_family_table(tmp_path: Path) -> None:
 def test_bench_plan_falls_back_to_cpu_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
+    from diffill.evaluation.bench_family import configure, plan_run
     from engine.errors import ModelLoadError
-    from engine.families.bench import configure, plan_run
 
     parser = argparse.ArgumentParser()
     configure(parser)
@@ -124,7 +124,7 @@ def test_bench_plan_falls_back_to_cpu_and_says_so(capsys: pytest.CaptureFixture[
 def test_reading_a_family_folder_needs_no_torch(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "dream", DREAM)
     code = (
-        "import sys; from pathlib import Path; import engine.doctor; "
+        "import sys; from pathlib import Path; import diffill.doctor; "
         "from engine.families import is_family_folder; "
         "from engine.families.spec import parse_spec; "
         f"assert is_family_folder(Path({str(folder)!r})); parse_spec(Path({str(folder)!r})); "

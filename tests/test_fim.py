@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from engine.fim import IGNORE, PAD, SPAN_KINDS, TOKEN, Span, cut_span, fit_context, make_example
 from engine.tokenizer import load_tokenizer
 from engine.tokens import EOM_ID, MIDDLE_ID, PREFIX_ID, SUFFIX_ID
+from engine.training.fim import (
+    IGNORE,
+    PAD,
+    SPAN_KINDS,
+    TOKEN,
+    Span,
+    cut_span,
+    fit_context,
+    make_example,
+)
 
 TOKENIZER = load_tokenizer(Path(__file__).resolve().parents[1] / "models" / "tokenizer.json")
-SOURCE = (Path(__file__).resolve().parents[1] / "engine" / "fim.py").read_text()
+SOURCE = (Path(__file__).resolve().parents[1] / "engine" / "training" / "fim.py").read_text()
 C, S = 16, 256
 
 

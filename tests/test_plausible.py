@@ -1,4 +1,4 @@
-"""engine/plausible: golden cases for the syntax check `diffill eval` reports per answer."""
+"""diffill/evaluation/plausible.py: golden cases for the syntax check `diffill eval` reports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.plausible import bracket_balance, plausible
+from diffill.evaluation.plausible import bracket_balance, plausible
 
 SOURCE = "def area(w, h):\n    return w * h\n\n\nprint(area(2, 3))\n"
 MIDDLE = "return w * h"

@@ -29,7 +29,7 @@ CLI = BLOCK_TORCH + "from diffill.cli import main\nsys.exit(main(sys.argv[1:]))\
 SERVER_IMPORTS = (
     BLOCK_TORCH
     + """
-import engine.complete, engine.embedded, engine.loading, engine.runtime_onnx, engine.sampler
+import diffill.complete, engine.embedded, engine.loading, engine.runtime_onnx, engine.sampler
 import engine.online.client, lsp_server.server
 from engine.completer import CompletionRequest
 completer = engine.loading.open_completer(sys.argv[1])

@@ -13,9 +13,7 @@ from test_continual import continual_argv
 from tiny_model import build_model_folder
 
 from diffill.cli import main
-from engine.checkpoint import load_weights
-from engine.errors import InputError
-from engine.ship import (
+from diffill.evaluation.ship import (
     TABLE_END,
     TABLE_START,
     better,
@@ -24,7 +22,9 @@ from engine.ship import (
     legs_table,
     update_card,
 )
-from engine.train_checkpoint import LINEAGE_FILE
+from engine.checkpoint import load_weights
+from engine.errors import InputError
+from engine.training.checkpoint import LINEAGE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,8 +96,14 @@ def run_with_leg(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert main(["export", "--model", str(shipped)]) == 0  # shipped folders carry their graphs
     files = base / "files"
     files.mkdir()
-    for name in ("fim.py", "model.py", "sampler.py", "checkpoint.py", "corpus.py"):
-        shutil.copy(REPO / "engine" / name, files / name)
+    for name in (
+        "training/fim.py",
+        "model.py",
+        "sampler.py",
+        "checkpoint.py",
+        "training/corpus.py",
+    ):
+        shutil.copy(REPO / "engine" / name, files / Path(name).name)
     manifest = ["--out", str(base / "corpus.json"), "--heldout-fraction", "0.4"]
     assert main(["corpus", "--root", str(files), *manifest]) == 0
     run_dir = base / "run"
@@ -126,7 +132,7 @@ def test_an_installed_leg_serves_its_weights_and_the_curve_is_drawn(
 ) -> None:
     from engine.completer import CompletionRequest
     from engine.loading import open_completer
-    from engine.train_checkpoint import snapshot
+    from engine.training.checkpoint import snapshot
 
     _, run_dir = run_with_leg
     leg, model = tmp_path / "leg", build_model_folder(tmp_path / "models", seed=1)

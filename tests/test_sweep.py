@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 
 from diffill.cli import main
+from diffill.evaluation.evaluate import Example, heldout_examples
+from diffill.evaluation.sweep.measure import window
+from diffill.evaluation.sweep.plan import load_plan
+from diffill.evaluation.sweep.report import pick
 from engine.checkpoint import load_config
-from engine.corpus import load_manifest
-from engine.evaluate import Example, heldout_examples
 from engine.model import DiffusionFIM
-from engine.sweep_measure import window
-from engine.sweep_plan import load_plan
-from engine.sweep_report import pick
 from engine.tokenizer import load_tokenizer
+from engine.training.corpus import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("fim.py", "model.py", "tokenizer.py", "checkpoint.py", "corpus.py", "config.py")
-SOURCES += ("train.py", "sampler.py", "embedded.py", "evaluate.py")
+SOURCES = ("engine/training/fim.py", "engine/model.py", "engine/training/tokenizer.py")
+SOURCES += ("engine/checkpoint.py", "engine/training/corpus.py", "engine/config.py")
+SOURCES += ("engine/training/train.py", "engine/sampler.py", "engine/embedded.py")
+SOURCES += ("diffill/evaluation/evaluate.py",)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     latency and eval positions exist."""
     tmp = tmp_path_factory.mktemp("corpus")
     for name in SOURCES:
-        shutil.copy(REPO / "engine" / name, tmp / name)
+        shutil.copy(REPO / name, tmp / Path(name).name)
     manifest = tmp / "corpus.json"
     argv = ["corpus", "--root", str(tmp), "--out", str(manifest), "--heldout-fraction", "0.4"]
     assert main(argv) == 0

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from diffill.cli import main
 from engine.checkpoint import load_config, load_weights
 from engine.config import model_preset, train_preset
-from engine.fim import IGNORE, PAD, TOKEN, Span, make_example
 from engine.model import DiffusionFIM
 from engine.tokenizer import load_tokenizer
 from engine.tokens import MASK_ID
-from engine.train import add_noise, compute_loss, role_weights, setup, train_step
-from engine.train_checkpoint import OPTIMIZER_FILE, checkpoint_dir, save_model_folder
+from engine.training.checkpoint import OPTIMIZER_FILE, checkpoint_dir, save_model_folder
+from engine.training.fim import IGNORE, PAD, TOKEN, Span, make_example
+from engine.training.train import add_noise, compute_loss, role_weights, setup, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "models" / "tokenizer.json"
@@ -32,8 +32,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A manifest over a few real source files of this project, and beside it a 512-token
     tokenizer trained on them (a small vocabulary keeps the tiny model's steps cheap)."""
     tmp = tmp_path_factory.mktemp("corpus")
-    for name in ("fim.py", "model.py", "tokenizer.py", "checkpoint.py"):
-        shutil.copy(REPO / "engine" / name, tmp / name)
+    for name in ("training/fim.py", "model.py", "training/tokenizer.py", "checkpoint.py"):
+        shutil.copy(REPO / "engine" / name, tmp / Path(name).name)
     manifest = tmp / "corpus.json"
     assert main(["corpus", "--root", str(tmp), "--out", str(manifest)]) == 0
     tokenizer = ["--corpus", str(manifest), "--out", str(tmp / "tokenizer.json")]
@@ -140,7 +140,7 @@ def test_overfit_tiny_model_reproduces_each_middle_through_the_diffusion_sampler
     in seconds on two CPU cores."""
     from engine.completer import CompletionRequest
     from engine.loading import open_completer
-    from engine.tokenizer import train_tokenizer
+    from engine.training.tokenizer import train_tokenizer
 
     texts = ["".join(snippet) for snippet in SNIPPETS] * 4
     tokenizer_path = tmp_path / "tokenizer.json"

@@ -95,7 +95,7 @@ def shared_folder(tmp_path_factory, name: str = "trained", train_steps: int = 15
     damage files copy it first (`copy_folder`)."""
     folder = tmp_path_factory.getbasetemp() / f"tiny-{name}"
     if not (folder / "denoise.onnx").exists():
-        from engine.export import export_graphs
+        from engine.training.export import export_graphs
 
         build_model_folder(folder, train_steps=train_steps)
         export_graphs(folder)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.checkpoint import load_weights, weight_files
+from engine.checkpoint import load_weights, safetensors_header, weight_files
 from engine.embedded import MAX_CANDIDATES
 from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
@@ -28,7 +28,6 @@ from engine.runtime_onnx import (
     GRAPHS_FILE,
     OnnxRuntime,
     graph_inputs,
-    safetensors_header,
     weights_fingerprint,
 )
 

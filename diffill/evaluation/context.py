@@ -13,8 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from engine.completer import Completer, CompletionRequest
-from engine.evaluate import (
+from diffill.evaluation.evaluate import (
     Answer,
     Example,
     heldout_examples,
@@ -23,6 +22,7 @@ from engine.evaluate import (
     shown,
     table,
 )
+from engine.completer import Completer, CompletionRequest
 from lsp_server.completion import plan_window
 from lsp_server.config import Settings
 from lsp_server.context import WindowPlanner
@@ -35,7 +35,7 @@ ALONE, WITH_OTHERS = "file alone", "with other files"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from engine.complete import add_model_arguments
+    from engine.options import add_model_arguments
 
     add_model_arguments(parser)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")

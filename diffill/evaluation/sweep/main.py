@@ -1,6 +1,6 @@
 """`diffill sweep`: model shapes under the latency budget, quality against warm latency.
 
-Each point of a plan (engine/sweep_plan.py) goes through the real commands, one at a time:
+Each point of a plan (plan.py) goes through the real commands, one at a time:
 a tokenizer of its vocabulary (`diffill tokenizer`, once per size, unless the shipped one
 fits), a short `diffill train` run (or, with --latency-only, random weights of that shape:
 the cost of a step does not depend on the weights), `diffill export`, then latency on ONNX
@@ -23,19 +23,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.checkpoint import TOKENIZER_FILE
-from engine.completer import DEFAULT_STEPS, CompletionRequest
-from engine.errors import DiffillError, InputError
-from engine.evaluate import Example, heldout_examples
-from engine.sweep_measure import (
+from diffill.evaluation.evaluate import Example, heldout_examples
+from diffill.evaluation.sweep.measure import (
     LATENCY_SETTINGS,
     SERVER_THREADS,
     borrowed_row,
     load_borrowed,
     measure_model,
 )
-from engine.sweep_plan import PLANS, Plan, Point, load_plan
-from engine.sweep_report import pick, report
+from diffill.evaluation.sweep.plan import PLANS, Plan, Point, load_plan
+from diffill.evaluation.sweep.report import pick, report
+from engine.checkpoint import TOKENIZER_FILE
+from engine.completer import DEFAULT_STEPS, CompletionRequest
+from engine.errors import DiffillError, InputError
 
 CONTEXT_TOKENS = 1024  # the server's context budget, lsp_server/config.py `budgetTokens`
 THRESHOLD = CompletionRequest.threshold  # the server's default
@@ -82,7 +82,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.corpus import load_manifest
+    from engine.training.corpus import load_manifest
 
     plan = load_plan(args.plan, args.plan_file)
     points = plan.select([n.strip() for n in args.points.split(",") if n.strip()])
@@ -153,7 +153,7 @@ def recipe(sweep: Sweep, point: Point) -> dict:
 
 def sweep_point(sweep: Sweep, point: Point, counter: str) -> dict:
     """One point's row, from the cache when its recipe is unchanged."""
-    from engine.loading import parameter_count
+    from engine.checkpoint import parameter_count
 
     folder, wanted = sweep.out / point.name, recipe(sweep, point)
     cached = read_json(folder / RESULT_FILE)
@@ -181,7 +181,7 @@ def ensure_model(sweep: Sweep, point: Point, counter: str, build: dict) -> Path:
     model = folder / MODEL_DIR
     if read_json(folder / BUILD_FILE) == build:
         return model
-    from engine.train_checkpoint import has_checkpoint
+    from engine.training.checkpoint import has_checkpoint
 
     if build["latency_only"] and has_checkpoint(folder / RUN_DIR):
         raise InputError(
@@ -237,7 +237,7 @@ def random_model(point: Point, tokenizer: Path, folder: Path) -> None:
     import torch
 
     from engine.model import DiffusionFIM
-    from engine.train_checkpoint import save_model_folder
+    from engine.training.checkpoint import save_model_folder
 
     torch.manual_seed(0)
     save_model_folder(folder, DiffusionFIM(point.config), tokenizer)
@@ -274,8 +274,8 @@ def diffill(argv: list[str], log_path: Path, what: str) -> None:
 
 def training_figures(run_dir: Path) -> dict:
     """Tokens seen and the last held-out loss of a training run; None without one."""
-    from engine.train_checkpoint import LOG_FILE as TRAIN_LOG_FILE
-    from engine.train_checkpoint import STATE_FILE, checkpoint_dir
+    from engine.training.checkpoint import LOG_FILE as TRAIN_LOG_FILE
+    from engine.training.checkpoint import STATE_FILE, checkpoint_dir
 
     state = read_json(checkpoint_dir(run_dir) / STATE_FILE)
     if state is None:

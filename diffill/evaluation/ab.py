@@ -59,17 +59,17 @@ def train_variant(base: Path, corpus: Path, folder: Path, options: list[str], to
 
 
 def last_heldout_loss(run: Path) -> float | None:
-    from engine.background import read_log
+    from engine.training.background import read_log
 
     losses = [r["heldout_loss"] for r in read_log(run) if r.get("heldout_loss") is not None]
     return losses[-1] if losses else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.background import runs_root
-    from engine.evaluate import example_set, score_models
-    from engine.ship import EVAL_SET_FILE
-    from engine.train_checkpoint import checkpoint_dir, snapshot
+    from diffill.evaluation.evaluate import example_set, score_models
+    from diffill.evaluation.ship import EVAL_SET_FILE
+    from engine.training.background import runs_root
+    from engine.training.checkpoint import checkpoint_dir, snapshot
 
     run_dir = (args.run_dir or runs_root() / "main").expanduser()
     variants = dict([(BASELINE, []), *map(parse_variant, args.variant)])

@@ -1,8 +1,8 @@
 """`diffill eval`: fill-in-the-middle quality on held-out files, diffusion and ar side by side.
 
 Examples come from the corpus manifest's held-out split (files never trained on), cut with
-the same span logic training uses (engine.fim.cut_span), in a seeded order so every run sees
-the same examples. Each answer is scored by exact match (trailing whitespace ignored) and
+the same span logic training uses (engine.training.fim.cut_span), in a seeded order so every
+run sees the same examples. Each answer is scored by exact match (trailing whitespace ignored) and
 edit similarity (difflib ratio); two trivial answers, empty and `pass`, are the floor.
 Single-line gaps score the answer's first line, the part an editor shows there.
 """
@@ -49,7 +49,7 @@ class Answer:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from engine.complete import add_model_arguments
+    from engine.options import add_model_arguments
 
     add_model_arguments(parser)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
@@ -88,7 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.complete import parse_choices
+    from engine.options import parse_choices
 
     lengths = parse_choices(args.lengths, get_args(Length), "--lengths")
     examples = example_set(
@@ -162,7 +162,7 @@ def read_example_set(path: Path) -> list[Example]:
 def load_or_build_manifest(path: Path | None) -> dict:
     """The given manifest, else data/corpus.json, else a fresh one built as `diffill corpus`
     builds it (same roots, same deterministic held-out split)."""
-    from engine import corpus
+    from engine.training import corpus
 
     if path or DEFAULT_MANIFEST.exists():
         return corpus.load_manifest(path or DEFAULT_MANIFEST)
@@ -175,7 +175,7 @@ def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
     """`limit` examples of each span kind for each language, from held-out files in a seeded
     order, each language taking the kinds in turn; a small held-out set is read again (new
     spans) up to MAX_PASSES times."""
-    from engine.corpus import iter_texts
+    from engine.training.corpus import iter_texts
 
     files = sorted(manifest["files"], key=lambda entry: entry["path"])
     rng = random.Random(seed)
@@ -200,7 +200,7 @@ def heldout_examples(manifest: dict, limit: int, seed: int) -> list[Example]:
 
 
 def cut_example(entry: dict, text: str, kind: str, rng: random.Random) -> Example | None:
-    from engine.fim import cut_span
+    from engine.training.fim import cut_span
 
     span = cut_span(text, rng, KINDS[kind])
     if span is None or not span.middle.strip():
@@ -317,8 +317,8 @@ def score(source: str, language: str, kind: str, pairs: list[tuple[Example, Answ
 
 
 def plausible_share(pairs: list[tuple[Example, Answer]]) -> float | None:
-    """Share of checkable answers that keep the file syntactically plausible (engine/plausible)."""
-    from engine.plausible import plausible
+    """Share of checkable answers that keep the file syntactically plausible (plausible.py)."""
+    from diffill.evaluation.plausible import plausible
 
     checks = [plausible(e.language, e.path, e.start, e.middle, a.text) for e, a in pairs]
     known = [float(check) for check in checks if check is not None]

@@ -76,7 +76,7 @@ def step_flops(model: torch.nn.Module, batch: tuple, settings: TrainConfig) -> f
     """FLOPs of one training step's forward and backward, counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.train import compute_loss
+    from engine.training.train import compute_loss
 
     counter = FlopCounterMode(display=False)
     with counter:
@@ -89,7 +89,7 @@ def step_flops(model: torch.nn.Module, batch: tuple, settings: TrainConfig) -> f
 def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -> dict:
     """Median step time of one variant; FLOPs counted once; data time measured separately."""
     from engine.model import DiffusionFIM
-    from engine.train import make_optimizer, train_step
+    from engine.training.train import make_optimizer, train_step
 
     torch.set_num_threads(variant.threads)
     settings = train_preset(
@@ -130,11 +130,11 @@ def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.background import runs_root
-    from engine.corpus import load_manifest
-    from engine.evaluate import load_or_build_manifest
+    from diffill.evaluation.evaluate import load_or_build_manifest
     from engine.loading import default_model_path
-    from engine.train_data import batches
+    from engine.training.background import runs_root
+    from engine.training.corpus import load_manifest
+    from engine.training.data import batches
 
     picked = [VARIANTS[int(i)] for i in args.variants.split(",")]
     run_corpus = runs_root() / "main" / "corpus.json"

@@ -16,10 +16,10 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from diffill.evaluation.evaluate import Example, answer_all, clip, heldout_examples, score_rows
+from diffill.evaluation.sweep.plan import Point
 from engine.completer import Completer, CompletionRequest
 from engine.errors import InputError
-from engine.evaluate import Example, answer_all, clip, heldout_examples, score_rows
-from engine.sweep_plan import Point
 
 SERVER_THREADS = 2  # ONNX Runtime intra-op threads of `diffill lsp` (engine.loading default)
 EVAL_MAX_TOKENS, EVAL_PREFIX_CHARS, EVAL_SUFFIX_CHARS = 48, 3000, 1000  # diffill eval defaults
@@ -50,7 +50,7 @@ def latency(settings: dict, completer: Completer, positions: list[Example]) -> d
     """Warm and cold single-line requests as the server makes them, over server-sized windows,
     in rounds: each figure is the median of its rounds, so a burst of other work on a shared
     machine moves it less. The rounds' warm p50s are kept to show the spread."""
-    from engine.bench import measure
+    from diffill.evaluation.bench_engine import measure
 
     budget = settings["context_tokens"]
     examples = [window(e, completer.count_tokens, budget) for e in positions]

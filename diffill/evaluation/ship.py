@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILE
 from engine.errors import InputError
-from engine.train_checkpoint import LINEAGE_FILE
+from engine.training.checkpoint import LINEAGE_FILE
 
 LEGS_FILE = "legs.json"
 EVAL_SET_FILE = "eval-set.json"
@@ -84,7 +84,7 @@ def leg_record(rows: list[dict], model: str, lineage: dict, tokens_per_s: float 
 
 def leg_tokens_per_s(run_dir: Path, since_tokens: int) -> float | None:
     """Median training tok/s of the run's logged windows since the previous shipped leg."""
-    from engine.background import read_log
+    from engine.training.background import read_log
 
     rates = [
         r["tokens_per_s"]
@@ -96,7 +96,7 @@ def leg_tokens_per_s(run_dir: Path, since_tokens: int) -> float | None:
 
 def install(leg: Path, model: Path) -> None:
     """Replace the weights of the shipped folder with the leg's and re-export its graphs."""
-    from engine.export import export_graphs
+    from engine.training.export import export_graphs
 
     for stale in [*model.glob("model*.safetensors"), model / INDEX_FILE]:
         stale.unlink(missing_ok=True)
@@ -154,7 +154,7 @@ def draw_curve(run_dir: Path, legs: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine.background import read_log
+    from engine.training.background import read_log
 
     losses = [r for r in read_log(run_dir) if r.get("heldout_loss") is not None]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
@@ -175,11 +175,11 @@ def draw_curve(run_dir: Path, legs: list[dict], out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.background import runs_root
-    from engine.evaluate import example_set, score_models, table
-    from engine.export import export_graphs
+    from diffill.evaluation.evaluate import example_set, score_models, table
     from engine.loading import default_model_path
-    from engine.train_checkpoint import lineage_tokens, snapshot
+    from engine.training.background import runs_root
+    from engine.training.checkpoint import lineage_tokens, snapshot
+    from engine.training.export import export_graphs
 
     run_dir = (args.run_dir or runs_root() / "main").expanduser()
     model = args.model or default_model_path()

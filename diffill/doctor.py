@@ -74,8 +74,7 @@ def probe_machine() -> Machine:
 
 def stored_tensors(folder: Path) -> dict[str, tuple[str, list[int]]]:
     """name -> (dtype, shape) from the shard headers, without reading any weights."""
-    from engine.checkpoint import weight_files
-    from engine.runtime_onnx import safetensors_header
+    from engine.checkpoint import safetensors_header, weight_files
 
     tensors = {}
     for path in weight_files(folder):

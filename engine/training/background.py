@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.train_checkpoint import LOG_FILE, checkpoint_dir, has_checkpoint
+from engine.training.checkpoint import LOG_FILE, checkpoint_dir
 
 RUNS_ENV = "DIFFILL_RUNS"  # the folder that holds run folders; default ~/.cache/diffill/runs
 PID_FILE = "train.pid"
@@ -60,13 +60,16 @@ def add_background_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def requested(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) for name in ACTIONS)
+    return any(getattr(args, name) for name in ACTIONS if name != "continual")
+
+
+def run_dir_of(args: argparse.Namespace) -> Path:
+    return (args.run_dir or runs_root() / "main").expanduser().resolve()
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    run_dir = (args.run_dir or runs_root() / "main").expanduser().resolve()
-    if args.continual:
-        return continual(args, run_dir)
+    """Every action but --continual, which is a training run (engine/training/train.py)."""
+    run_dir = run_dir_of(args)
     if args.background:
         return start(args, run_dir)
     if args.status:
@@ -75,44 +78,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.stop:
         return stop(run_dir)
-    from engine.train_checkpoint import snapshot
+    from engine.training.checkpoint import snapshot
 
     print(json.dumps(snapshot(run_dir, args.snapshot)))
     return 0
-
-
-def continual(args: argparse.Namespace, run_dir: Path) -> int:
-    """The long-lived run in this process: resumed when its checkpoint exists, else started
-    from the shipped model's weights (never from random ones) with a fresh optimizer."""
-    from engine.loading import default_model_path
-    from engine.train import train
-
-    args.preset = args.preset or "continual"
-    args.run_dir = run_dir
-    args.corpus = args.corpus or ensure_corpus(run_dir)
-    if has_checkpoint(run_dir):
-        args.resume, args.init_from = True, None
-    else:
-        args.init_from = args.init_from or default_model_path()
-    try:
-        return train(args)
-    finally:
-        pidfile = run_dir / PID_FILE
-        if read_pid(pidfile) == os.getpid():
-            pidfile.unlink(missing_ok=True)
-
-
-def ensure_corpus(run_dir: Path) -> Path:
-    """The run's own corpus manifest, collected once like `diffill corpus` (same held-out split)."""
-    from engine import corpus
-
-    path = run_dir / CORPUS_FILE
-    if not path.exists():
-        languages = ("python",)
-        manifest = corpus.collect(corpus.default_roots(languages), languages, (), 0.02)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return path
 
 
 def passthrough(args: argparse.Namespace) -> list[str]:

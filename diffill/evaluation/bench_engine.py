@@ -13,15 +13,15 @@ import statistics
 import time
 from pathlib import Path
 
+from diffill.evaluation.evaluate import Example, clip, heldout_examples, load_or_build_manifest
 from engine.completer import Completer, CompletionRequest
 from engine.errors import ModelLoadError
-from engine.evaluate import Example, clip, heldout_examples, load_or_build_manifest
 
 MODES = ("diffusion", "ar")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from engine.complete import add_model_arguments
+    from engine.options import add_model_arguments
 
     add_model_arguments(parser, runtime=False)
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")

@@ -11,9 +11,9 @@ Each step runs the model on a clean sequence and K noised copies side by side
 file counts for nothing.
 
 A run may be a one-off (cosine schedule over a budget) or the long-lived one that every
-working session resumes (`--continual`, or detached with `--background`, engine/background.py):
+working session resumes (`--continual`, or detached with `--background`, background.py):
 warm-up then a constant learning rate, an EMA of the weights for shipping, checkpoints every
-few minutes and on SIGTERM/SIGINT (engine/train_checkpoint.py), and, when its folder is gone,
+few minutes and on SIGTERM/SIGINT (checkpoint.py), and, when its folder is gone,
 a fresh start from the shipped model's weights rather than from random ones.
 """
 
@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -41,10 +42,9 @@ from engine.config import (
     train_preset,
 )
 from engine.errors import InputError, ModelLoadError
-from engine.fim import IGNORE, PAD
 from engine.model import DiffusionFIM
 from engine.tokens import MASK_ID
-from engine.train_checkpoint import (
+from engine.training.checkpoint import (
     LOG_FILE,
     has_checkpoint,
     lineage_tokens,
@@ -52,6 +52,7 @@ from engine.train_checkpoint import (
     save_checkpoint,
     save_model_folder,
 )
+from engine.training.fim import IGNORE, PAD
 
 
 def role_weights(roles: torch.Tensor, settings: TrainConfig) -> torch.Tensor:
@@ -268,7 +269,7 @@ def model_shape(
     preset's with `model_overrides`; the vocabulary always matches the tokenizer."""
     from engine.checkpoint import load_config
     from engine.tokenizer import load_tokenizer
-    from engine.train_checkpoint import checkpoint_dir
+    from engine.training.checkpoint import checkpoint_dir
 
     vocab_size = load_tokenizer(tokenizer_path).get_vocab_size()
     if "vocab_size" in (model_overrides or {}):
@@ -439,7 +440,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from engine.background import add_background_arguments
+    from engine.training.background import add_background_arguments
 
     parser.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS))
     parser.add_argument("--corpus", type=Path, help="corpus manifest (default data/corpus.json)")
@@ -479,7 +480,7 @@ def make_loaders(
 ):
     """The training stream from `start`, and a held-out one (in-process, fixed seed) when
     that split exists."""
-    from engine.train_data import batches, split_paths
+    from engine.training.data import batches, split_paths
 
     train_loader = batches(
         manifest, "train", tokenizer, settings, canvas_size, settings.seed, start
@@ -494,7 +495,7 @@ def default_tokenizer(resume: bool, run_dir: Path, init_from: Path | None) -> Pa
     """The tokenizer that belongs with the weights: the checkpoint's, the starting folder's,
     else the shipped model's."""
     from engine.loading import default_model_path
-    from engine.train_checkpoint import checkpoint_dir
+    from engine.training.checkpoint import checkpoint_dir
 
     if resume and has_checkpoint(run_dir):
         return checkpoint_dir(run_dir) / "tokenizer.json"
@@ -503,7 +504,7 @@ def default_tokenizer(resume: bool, run_dir: Path, init_from: Path | None) -> Pa
 
 def train(args: argparse.Namespace) -> int:
     """One run in the foreground: fresh, resumed (--resume) or started from weights."""
-    from engine.corpus import load_manifest
+    from engine.training.corpus import load_manifest
 
     args.preset = args.preset or "default"
     settings = settings_from_args(args)
@@ -531,7 +532,44 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from engine import background
+def continual(args: argparse.Namespace, run_dir: Path) -> int:
+    """The long-lived run in this process: resumed when its checkpoint exists, else started
+    from the shipped model's weights (never from random ones) with a fresh optimizer."""
+    from engine.loading import default_model_path
+    from engine.training.background import PID_FILE, read_pid
 
+    args.preset = args.preset or "continual"
+    args.run_dir = run_dir
+    args.corpus = args.corpus or ensure_corpus(run_dir)
+    if has_checkpoint(run_dir):
+        args.resume, args.init_from = True, None
+    else:
+        args.init_from = args.init_from or default_model_path()
+    try:
+        return train(args)
+    finally:
+        pidfile = run_dir / PID_FILE
+        if read_pid(pidfile) == os.getpid():
+            pidfile.unlink(missing_ok=True)
+
+
+def ensure_corpus(run_dir: Path) -> Path:
+    """The run's own corpus manifest, collected once like `diffill corpus` (same held-out split)."""
+    from engine.training import corpus
+    from engine.training.background import CORPUS_FILE
+
+    path = run_dir / CORPUS_FILE
+    if not path.exists():
+        languages = ("python",)
+        manifest = corpus.collect(corpus.default_roots(languages), languages, (), 0.02)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.training import background
+
+    if args.continual:
+        return continual(args, background.run_dir_of(args))
     return background.dispatch(args) if background.requested(args) else train(args)

@@ -94,7 +94,7 @@ def half_line_cut(code: str) -> int | None:
 
 def held_out_files(manifest_path: Path, limit: int) -> list[Path]:
     """Python files of the corpus's held-out split; the manifest is built first if missing."""
-    from engine.corpus import collect, default_roots, load_manifest
+    from engine.training.corpus import collect, default_roots, load_manifest
 
     if manifest_path.exists():
         manifest = load_manifest(manifest_path)

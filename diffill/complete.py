@@ -11,35 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from engine.completer import DEFAULT_STEPS, CompletionRequest, CompletionResult
 from engine.errors import InputError
-from engine.loading import RUNTIMES, default_model_path, open_completer
+from engine.loading import open_completer
+from engine.options import add_model_arguments
 
 MAX_FILE_BYTES = 1_000_000  # larger files are data, not code being typed
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
-    """Options shared by complete, eval and bench: which model, on which runtime."""
-    parser.add_argument(
-        "--model", type=Path, default=None, help=f"model folder (default {default_model_path()})"
-    )
-    if runtime:
-        parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for the runtime")
-
-
-def parse_choices(text: str, choices: Sequence[str], what: str) -> tuple[str, ...]:
-    """A comma list option's names, each one of `choices`; InputError naming the others."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = sorted(set(names) - set(choices))
-    if unknown or not names:
-        raise InputError(f"unknown {what} {unknown}; choose from {', '.join(choices)}")
-    return names
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

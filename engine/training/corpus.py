@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.licences import site_packages_licences
+from engine.training.licences import site_packages_licences
 
 MAX_FILE_BYTES = 1_000_000
 MAX_LINE_CHARS = 1000  # longer lines mean minified or data, not code people type
@@ -294,7 +294,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.complete import parse_choices
+    from engine.options import parse_choices
 
     languages = parse_choices(args.languages, LANGUAGES, "languages")
     if not 0.0 <= args.heldout_fraction < 1.0:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from engine.config import TrainConfig
 from engine.errors import InputError
-from engine.fim import examples_from_text
+from engine.training.fim import examples_from_text
 
 Position = tuple[int, int]  # (epoch, files of that epoch's order already read)
 
