@@ -67,6 +67,7 @@ class DiffillServer(LanguageServer):
         settings, issues = settings_from_json(data)
         model = dataclasses.replace(settings.model, **self.overrides)
         self.settings = dataclasses.replace(settings, model=model)
+        self.cache = CompletionCache()  # its texts were made under the old settings
         for issue in issues:
             self.warn(f"invalid setting {issue}; using the default")
         if self.engine.source != (model.path, model.runtime) and self._loading is not None:
