@@ -36,7 +36,8 @@ class CompletionRequest:
     num_candidates: int = 1
     temperature: float = 0.0  # 0 is greedy; alternatives beyond the first always sample
     seed: int = 0
-    single_line: bool = False  # mid-line: stop at the first line break, the rest is never shown
+    # A one-line request: the first line break ends the gap, so no canvas is denoised past it.
+    stop_at_newline: bool = False
     length: Length = "blocks"
     # Other files' chunks as (path, text). `prefix` already starts with them rendered
     # (`extra_chars` characters); a backend with a field of its own for them (llama.cpp's

@@ -159,7 +159,7 @@ class EmbeddedCompleter:
             threshold=request.threshold,
             temperature=request.temperature,
             seed=request.seed,
-            stop_ids=self.line_break_ids if request.single_line else frozenset(),
+            stop_ids=self.line_break_ids if request.stop_at_newline else frozenset(),
             length=request.length,
         )
 

@@ -7,6 +7,7 @@ planner and the settings, so every step can be tested on strings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from lsprotocol import types
 from pygls.workspace import TextDocument
@@ -24,10 +25,11 @@ class CursorContext:
     window: Window
     language: str
     head: str = ""  # text every item must start with (selectedCompletionInfo), already in prefix
+    extent_setting: str = "auto"  # the `extent` setting: auto, line or block
 
-    @property
+    @cached_property
     def post(self) -> Context:
-        return Context(self.window.prefix, self.window.suffix, self.language)
+        return Context(self.window.prefix, self.window.suffix, self.language, self.extent_setting)
 
 
 def cursor_context(
@@ -48,7 +50,7 @@ def cursor_context(
         text, offset = text[:start] + head + text[end:], start + len(head)
     language = document.language_id or ""
     window = plan_window(planner, document.uri, text, offset, settings, language)
-    return CursorContext(document.uri, window, language, head)
+    return CursorContext(document.uri, window, language, head, settings.extent)
 
 
 def plan_window(
@@ -69,7 +71,7 @@ def engine_request(context: CursorContext, settings: Settings, count: int) -> Co
         suffix=context.window.suffix,
         max_tokens=m.max_tokens,
         num_candidates=count,
-        single_line=context.post.mid_line,
+        stop_at_newline=context.post.extent == "line",
         extra=tuple((chunk.label, chunk.text) for chunk in context.window.related.chunks),
         extra_chars=len(context.window.related.text),
         **m.sampling(),

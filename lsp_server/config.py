@@ -10,6 +10,8 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "languages": {"markdown": false},        # per-language switch, by LSP languageId
       "alternatives": 3,                       # items for an Invoked (manual) trigger
       "maxFileBytes": 2000000,                 # bigger documents get an error, not a completion
+      "extent": "auto",                        # auto (lsp_server/extent.py's rules), line, block
+      "loadWaitMs": 10000,                     # an Invoked request waits this long for the model
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
                 "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks"},
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
@@ -42,6 +44,7 @@ from typing import Any, get_args
 
 from engine.completer import DEFAULT_STEPS, Length, Mode
 from engine.online import DIALECTS
+from lsp_server.extent import ExtentSetting
 
 BACKEND_KINDS = ("embedded", *DIALECTS)
 
@@ -101,6 +104,8 @@ class Settings:
     languages: dict[str, bool] = field(default_factory=dict)
     alternatives: int = field(default=3, metadata=_limits(1, 10))
     max_file_bytes: int = field(default=2_000_000, metadata=_limits(1000, 1 << 30))
+    extent: str = field(default="auto", metadata=_limits(choices=get_args(ExtentSetting)))
+    load_wait_ms: int = field(default=10_000, metadata=_limits(0, 600_000))
     model: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     offline: bool | None = field(default=None, metadata={"type": bool})  # None: kind decides

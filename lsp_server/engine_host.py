@@ -1,8 +1,9 @@
 """The completer's life cycle: loading in the background, ready, or failed with a reason.
 
-Loading happens on the model thread after `initialized`; until it finishes, requests get an
-empty answer at once instead of waiting. A failure keeps its one-line reason for
-`diffill/status` and the user's message, and the server stays up.
+Loading happens on the model thread after `initialized`; until it finishes, automatic requests
+get an empty answer at once and invoked ones wait for it, up to the `loadWaitMs` setting.
+A failure keeps its one-line reason for `diffill/status` and the user's message, and the
+server stays up.
 
 The completer is the embedded model or an online backend (engine/online/), and with
 `backend.fallback: "embedded"` the embedded model is loaded beside the online one to answer

@@ -10,6 +10,7 @@ server for texts and convert them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -54,6 +55,7 @@ class DiffillServer(LanguageServer):
         self.last_picked: tuple[str, ...] = ()  # other files' chunks in the last request
         self.overrides: dict[str, object] = {}  # from the command line, over client settings
         self._loading: asyncio.Task | None = None
+        self._loaded = asyncio.Event()  # set when the current load ends, ready or failed
 
     def log(self, message: str, error: bool = False) -> None:
         kind = types.MessageType.Error if error else types.MessageType.Log
@@ -70,20 +72,23 @@ class DiffillServer(LanguageServer):
         settings, issues = settings_from_json(data)
         model = dataclasses.replace(settings.model, **self.overrides)
         self.settings = dataclasses.replace(settings, model=model)
+        self.cache = CompletionCache()  # its texts were made under the old settings
         for issue in issues:
             self.warn(f"invalid setting {issue}; using the default")
         if self.engine.source != EngineSource.of(self.settings) and self._loading is not None:
             self.start_loading()
 
     def start_loading(self) -> None:
-        """Load (or reload) the completer on the model thread; requests meanwhile answer empty."""
+        """Load (or reload) the completer on the model thread; meanwhile automatic requests
+        answer empty and invoked ones wait (`ready_for`)."""
         if self._loading is not None:
             self._loading.cancel()
         previous, source = self.engine.completer, EngineSource.of(self.settings)
         self.engine.loading(source)
-        self._loading = asyncio.ensure_future(self._load(source, previous))
+        self._loaded = asyncio.Event()
+        self._loading = asyncio.ensure_future(self._load(source, previous, self._loaded))
 
-    async def _load(self, source: EngineSource, previous: object) -> None:
+    async def _load(self, source: EngineSource, previous: object, loaded: asyncio.Event) -> None:
         progress = await self._begin_progress(f"loading {source.label}")
         try:
             if isinstance(previous, AsyncCompleter):
@@ -99,6 +104,7 @@ class DiffillServer(LanguageServer):
             self.engine.failed(reason)
             self.warn(f"cannot load the model: {reason}")
         finally:
+            loaded.set()
             self._end_progress(progress, self.engine.error or "model ready")
 
     async def _begin_progress(self, message: str) -> str | None:
@@ -135,6 +141,18 @@ class DiffillServer(LanguageServer):
         return self.engine.completer is not None and self.settings.enabled_for(
             document.language_id or ""
         )
+
+    async def ready_for(self, document, invoked: bool) -> bool:
+        """`usable_for`, after waiting up to `loadWaitMs` for a model still loading when the
+        user asked explicitly: they wait for an answer, while typing moves on anyway."""
+        if invoked and self.engine.state == "loading":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._until_loaded(), self.settings.load_wait_ms / 1000)
+        return self.usable_for(document)
+
+    async def _until_loaded(self) -> None:
+        while self.engine.state == "loading":  # a reload replaces the event: wait on the new one
+            await self._loaded.wait()
 
     async def texts(self, context: completion.CursorContext, count: int) -> tuple[str, ...]:
         """Suggestions for a context: from the cache, or from the model on its thread."""
@@ -340,12 +358,12 @@ def did_close(ls: DiffillServer, params: types.DidCloseTextDocumentParams) -> No
 async def inline_completion(ls: DiffillServer, params: types.InlineCompletionParams):
     document = ls.document(params.text_document.uri)
     selected = params.context.selected_completion_info
-    if not ls.usable_for(document):
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    if not await ls.ready_for(document, invoked):
         return types.InlineCompletionList(items=[])
     context = completion.cursor_context(
         document, params.position, ls.planner, ls.settings, selected
     )
-    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     texts = await ls.texts(context, ls.settings.alternatives if invoked else 1)
     return convert.inline_items(texts, document.uri, params.position, selected)
 
@@ -354,7 +372,8 @@ async def inline_completion(ls: DiffillServer, params: types.InlineCompletionPar
 @lsp_errors(empty=lambda: types.CompletionList(is_incomplete=True, items=[]))
 async def completion_fallback(ls: DiffillServer, params: types.CompletionParams):
     document = ls.document(params.text_document.uri)
-    if ls.shows_inline() or not ls.usable_for(document):
+    invoked = params.context and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+    if ls.shows_inline() or not await ls.ready_for(document, bool(invoked)):
         return types.CompletionList(is_incomplete=True, items=[])
     context = completion.cursor_context(document, params.position, ls.planner, ls.settings)
     texts = await ls.texts(context, 1)

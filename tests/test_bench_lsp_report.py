@@ -2,7 +2,14 @@
 
 from pathlib import Path
 
-from diffill.evaluation.bench_lsp import SECTION_END, SECTION_START, half_line_cut, write_section
+from diffill.evaluation.bench_lsp import (
+    SECTION_END,
+    SECTION_START,
+    Position,
+    half_line_cut,
+    line_end_positions,
+    write_section,
+)
 
 
 def test_section_is_replaced_and_the_rest_of_the_file_kept(tmp_path: Path) -> None:
@@ -22,3 +29,10 @@ def test_half_line_cut_leaves_code_after_the_cursor() -> None:
     assert cut is not None and 4 <= cut < len(code)
     assert any(ch.isalnum() for ch in code[cut:])
     assert half_line_cut("x = )") is None
+
+
+def test_line_end_positions_type_the_whole_line_with_nothing_after_it() -> None:
+    mid = Position("a.py", "x = 1\n    ", "total = ", "price * 2\nprint(total)\n")
+    (end,) = line_end_positions([mid])
+    assert end.typed == "total = price * 2" and end.after == "\nprint(total)\n"
+    assert end.before + end.typed + end.after == mid.before + mid.typed + mid.after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -92,6 +93,24 @@ def test_prepare_and_complete_from_several_threads(folder) -> None:
         thread.join()
     assert errors == []
     assert completer.complete(CompletionRequest(TRAIN_PREFIX, TRAIN_SUFFIX)).text == TRAIN_MIDDLE
+
+
+@pytest.mark.parametrize("mode", ["ar", "diffusion"])
+def test_stop_at_newline_decodes_nothing_past_the_first_line_break(tmp_path_factory, mode) -> None:
+    """A one-line request ends with the token that breaks the line: fewer steps than the
+    same seeded request without the stop, and no canvas after the one holding the break."""
+    random_model = open_completer(shared_folder(tmp_path_factory, "random", train_steps=0))
+    base = CompletionRequest("x = ", "", max_tokens=64, mode=mode, temperature=1.0, max_steps=4)
+    runs = [random_model.complete(dataclasses.replace(base, seed=seed)) for seed in range(40)]
+    free = next(r for r in runs if "\n" in r.text.lstrip("\n"))
+    base = dataclasses.replace(base, seed=runs.index(free))
+    line = random_model.complete(dataclasses.replace(base, stop_at_newline=True))
+    (one,), (all_,) = line.candidates, free.candidates
+    _, newline, tail = one.text.partition("\n")
+    assert newline and not tail.strip() and free.text.startswith(one.text)
+    canvas = random_model.config.canvas_size
+    assert one.tokens < all_.tokens and one.steps < all_.steps
+    assert one.steps <= -(-one.tokens // canvas) * (canvas if mode == "ar" else 4)
 
 
 def test_candidates_are_distinct(completer) -> None:

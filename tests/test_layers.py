@@ -23,10 +23,11 @@ def module_files() -> dict[str, Path]:
 
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Every diffill module `name` imports, at the top or inside a function."""
+    """Every diffill module `name` imports, at the top or inside a function; names imported
+    for type hints only (under `if TYPE_CHECKING:`) are not dependencies."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -37,6 +38,18 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             submodules = {f"{base}.{alias.name}" for alias in node.names} & modules.keys()
             found |= submodules or {base}
     return {m for m in found if m in modules and m != name}
+
+
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
 
 
 def graph() -> dict[str, set[str]]:
@@ -100,7 +113,9 @@ def test_the_checker_sees_upward_imports_and_cycles(tmp_path: Path) -> None:
     """The two checks above would fail on a tree that breaks the rules."""
     modules = {name: tmp_path / f"{name}.py" for name in ("engine.a", "engine.b", "diffill.c")}
     modules["engine.a"].write_text("from engine.b import x\nimport diffill.c\n")
-    modules["engine.b"].write_text("def f():\n    from engine import a\n")
+    modules["engine.b"].write_text(
+        "def f():\n    from engine import a\nif TYPE_CHECKING:\n    import diffill.c\n"
+    )
     found = imports_of("engine.a", modules["engine.a"], modules)
     assert found == {"engine.b", "diffill.c"} and layer("diffill.c") not in ALLOWED["engine"]
     assert imports_of("engine.b", modules["engine.b"], modules) == {"engine.a"}

@@ -115,3 +115,21 @@ async def test_requests_while_the_model_loads_get_an_empty_answer(client):
         inline_params("file:///w/a.py", position)
     )
     assert len(ready.items) == 1
+
+
+async def test_the_end_of_an_ordinary_line_gets_one_line_unless_the_setting_says_block(client):
+    """After `ret` the embedded model writes several lines (the five-line ghost block of
+    issue 16); the extent rules show one, and the `extent` setting `block` brings them back."""
+    model = serving_model()
+    await start(client, model)
+    position = open_doc(client, "def area(width, height):\n    ret║\n")
+    params = inline_params("file:///w/a.py", position)
+    line = await client.text_document_inline_completion_async(params)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"extent": "block", "model": {"path": str(model)}}
+        )
+    )
+    block = await client.text_document_inline_completion_async(params)
+    assert line.items and "\n" not in line.items[0].insert_text
+    assert block.items and "\n" in block.items[0].insert_text

@@ -3,6 +3,9 @@
 It starts `diffill lsp` as a subprocess, drives it over stdio with pygls's client, and replays
 typing sessions over held-out files (never seen in training):
 
+- eol: type whole held-out code lines a character at a time at the end of the line (nothing
+  after the cursor on its line), asking after each keystroke once the debounce has passed: the
+  common case, one-line completions by the extent rules (lsp_server/extent.py);
 - cold: jump to a new position in a file with a full context window and ask at once;
 - warm: retype the first half of a code line a keystroke at a time (`didChange` each) while
   its second half stays after the cursor, and ask after each word, once the client's debounce
@@ -83,6 +86,15 @@ def pick_positions(
     rng.shuffle(singles)
     rng.shuffle(multis)
     return singles[:count], multis[:count]
+
+
+def line_end_positions(singles: list[Position]) -> list[Position]:
+    """The single-line positions' lines typed whole: nothing follows the cursor on its line."""
+    out = []
+    for pos in singles:
+        rest, newline, tail = pos.after.partition("\n")
+        out.append(Position(pos.path, pos.before, pos.typed + rest, newline + tail))
+    return out
 
 
 def half_line_cut(code: str) -> int | None:
@@ -198,6 +210,22 @@ async def run_singles(session: Session, positions: list[Position], debounce: flo
     return out
 
 
+async def run_line_ends(session: Session, positions: list[Position], debounce: float, count):
+    """A request after every keystroke's debounce while typing each line at its end."""
+    out = []
+    for pos in positions:
+        session.open(pos.before + pos.after)
+        cursor = end_position(pos.before)
+        for char in pos.typed:
+            session.type_char(cursor, char)
+            cursor = t.Position(line=cursor.line, character=cursor.character + 1)
+            await asyncio.sleep(debounce)
+            latency, text = await session.ask(cursor)
+            out.append(("eol", latency, count(text)))
+        session.close()
+    return out
+
+
 async def run_multis(session: Session, positions: list[Position], debounce: float, count) -> list:
     out = []
     for pos in positions:
@@ -213,7 +241,8 @@ async def bench_config(name: str, options: dict, singles, multis, debounce: floa
     client = await start_server(options)
     session = Session(client)
     try:
-        rows = await run_singles(session, singles, debounce, count)
+        rows = await run_line_ends(session, line_end_positions(singles), debounce, count)
+        rows += await run_singles(session, singles, debounce, count)
         rows += await run_multis(session, multis, debounce, count)
         rss = server_peak_rss_mb(client)
     finally:
@@ -231,7 +260,7 @@ def percentile(values: list[float], share: float) -> float:
 def summarize(samples: list[Sample], rss: dict[str, float]) -> list[dict]:
     rows = []
     for config in dict.fromkeys(s.config for s in samples):
-        for scenario in ("warm", "cold", "multi"):
+        for scenario in ("eol", "warm", "cold", "multi"):
             picked = [s for s in samples if s.config == config and s.scenario == scenario]
             if not picked:
                 continue

@@ -27,4 +27,4 @@ def stop_sequences(request: CompletionRequest) -> list[str]:
     """Where generation stops, from the extent the server decided: mid-line, the line's end;
     otherwise a block, which two blank lines end (post-processing still cuts at the dedent).
     Never more than four: OpenAI-compatible servers reject longer lists."""
-    return ["\n"] if request.single_line else ["\n\n\n"]
+    return ["\n"] if request.stop_at_newline else ["\n\n\n"]

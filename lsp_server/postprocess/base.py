@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+from lsp_server.extent import Extent, ExtentSetting, decide_extent
+
 
 @dataclass(frozen=True)
 class Item:
@@ -26,6 +28,7 @@ class Context:
     prefix: str  # the text before the cursor that the model saw
     suffix: str  # the text after it
     language: str = ""
+    extent_setting: ExtentSetting = "auto"  # the user's override of the extent rules
 
     @cached_property
     def line_prefix(self) -> str:
@@ -40,6 +43,11 @@ class Context:
     def mid_line(self) -> bool:
         """Code (not just closing brackets or punctuation) follows the cursor on its line."""
         return re.search(r"\w", self.line_suffix) is not None
+
+    @cached_property
+    def extent(self) -> Extent:
+        """One line or a block (lsp_server/extent.py): what the completion may fill."""
+        return decide_extent(self, self.extent_setting)
 
     @cached_property
     def indent(self) -> int:

@@ -1,4 +1,5 @@
-"""Mid-line, only the rest of the current line makes sense: keep the first line."""
+"""A `line` completion (lsp_server/extent.py: mid-line, the end of an ordinary line, a
+comment) keeps its first line; the engine already stopped there, other backends may not."""
 
 from __future__ import annotations
 
@@ -6,6 +7,6 @@ from lsp_server.postprocess.base import Context, Item
 
 
 def single_line(item: Item, context: Context) -> Item | None:
-    if not context.mid_line or "\n" not in item.text:
+    if context.extent != "line" or "\n" not in item.text:
         return item
     return item.with_text(item.text.split("\n", 1)[0])

@@ -61,7 +61,7 @@ def latency(settings: dict, completer: Completer, positions: list[Example]) -> d
         "diffusion",
         max_steps=settings["steps"],
         threshold=settings["threshold"],
-        single_line=True,
+        stop_at_newline=True,
     )
     load = os.getloadavg()[0]
     rounds = [

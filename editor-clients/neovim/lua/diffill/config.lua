@@ -28,7 +28,8 @@ M.defaults = {
   },
   -- Server settings, sent as initializationOptions and with workspace/didChangeConfiguration.
   -- Keys are the server's camelCase names (the same as the VS Code extension's `diffill.*`),
-  -- e.g. { model = { mode = "diffusion", steps = 4, maxTokens = 64 }, alternatives = 3 }.
+  -- e.g. { model = { mode = "diffusion", steps = 4, maxTokens = 64 }, alternatives = 3,
+  -- extent = "auto" (or "line", "block"), loadWaitMs = 10000 }.
   -- Unset keys take the server's defaults.
   settings = {},
 }
