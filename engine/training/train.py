@@ -305,6 +305,8 @@ def setup(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
+    if resume and not has_checkpoint(run_dir):
+        raise ModelLoadError(f"nothing to resume in {run_dir}: no checkpoint/train_state.json")
     config = model_shape(
         settings, tokenizer_path, run_dir if resume else init_from, model_overrides
     )
