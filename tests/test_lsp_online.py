@@ -74,7 +74,7 @@ async def test_mercury_request_and_answer_follow_the_fim_api(keyed):
     assert seen.body["model"] == "mercury-coder"
     assert seen.body["prompt"].endswith("def add(a, b):\n    return ")
     assert seen.body["suffix"] == "\n"
-    assert seen.body["max_tokens"] == 64 and seen.body["stop"] == ["\n\n\n"]  # a block
+    assert seen.body["max_tokens"] == 64 and seen.body["stop"] == ["\n"]  # end of line: one line
     assert state.model.backend == "mercury" and state.backend.error is None
     assert KEY not in json.dumps(state._asdict(), default=str) and KEY not in _log(keyed)
 
