@@ -208,3 +208,12 @@ async def test_a_missing_key_variable_is_named(client):
     await start(client, trained_model(), settings=online("mercury", "", apiKeyEnv="NO_SUCH_VAR"))
     state = await status(client)
     assert state.state == "failed" and "NO_SUCH_VAR" in state.error
+
+
+def test_stop_sequences_follow_the_extent() -> None:
+    """One line stops at the line break; a block at two blank lines (the dedent is cut later)."""
+    from engine.completer import CompletionRequest
+    from engine.online.dialect import stop_sequences
+
+    assert stop_sequences(CompletionRequest("x = ", "\n", stop_at_newline=True)) == ["\n"]
+    assert stop_sequences(CompletionRequest("def f():\n    ", "\n")) == ["\n\n\n"]
