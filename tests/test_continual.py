@@ -299,3 +299,25 @@ def test_inspecting_a_run_does_not_import_torch() -> None:
     code = "import engine.training.background, sys; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == "False"
+
+
+def test_a_killed_benchmark_does_not_leave_the_run_paused(shipped: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    pid = background_run(shipped, runs / "main", "--save-minutes", "60")
+    pauser = (
+        "import sys, time\n"
+        "from engine.training.background import paused_training\n"
+        "with paused_training():\n"
+        "    print('paused', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    env = {**os.environ, "DIFFILL_RUNS": str(runs)}
+    bench = subprocess.Popen([sys.executable, "-c", pauser], stdout=subprocess.PIPE, env=env)
+    try:
+        assert bench.stdout.readline() == b"paused\n"
+        wait_for(lambda: background.process_state(pid) == "paused", 10)
+        bench.kill()  # no finally: block runs in a SIGKILLed benchmark
+        bench.wait()
+        wait_for(lambda: background.process_state(pid) != "paused", 10)
+    finally:
+        os.kill(pid, signal.SIGKILL)

@@ -266,18 +266,30 @@ def paused_training(root: Path | None = None) -> Iterator[list[int]]:
         for folder in sorted((root or runs_root()).glob("*"))
         if (pid := running_pid(folder)) is not None and process_state(pid) != "paused"
     ]
+    if not pids:
+        yield pids
+        return
+    watchdog = resume_when_gone(os.getpid(), pids)
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
-    if pids:
-        print(
-            f"paused background training (pid {', '.join(map(str, pids))}) while measuring",
-            file=sys.stderr,
-        )
+    print(
+        f"paused background training (pid {', '.join(map(str, pids))}) while measuring",
+        file=sys.stderr,
+    )
     try:
         yield pids
     finally:
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-        if pids:
-            print("resumed background training", file=sys.stderr)
+        watchdog.kill()
+        watchdog.wait()
+        print("resumed background training", file=sys.stderr)
+
+
+def resume_when_gone(pauser: int, pids: list[int]) -> subprocess.Popen:
+    """A tiny process that SIGCONTs the paused runs once `pauser` is gone: a benchmark killed
+    mid-measurement (SIGKILL, a timeout) must not leave the training run stopped for good."""
+    targets = " ".join(map(str, pids))
+    script = f"while kill -0 {pauser} 2>/dev/null; do sleep 1; done; kill -CONT {targets}"
+    return subprocess.Popen(["sh", "-c", script], start_new_session=True)
