@@ -390,7 +390,7 @@ def loop(model, optimizer, ema, loaders, settings: TrainConfig, state: dict, pat
     """Train until max_steps, max_minutes or a stop signal; log, evaluate held-out loss and
     save as it goes (every save_every steps and every save_minutes). Returns why it ended."""
     device = next(model.parameters()).device
-    compiled = torch.compile(model) if settings.compile and device.type == "cuda" else model
+    compiled = torch.compile(model) if settings.compile else model
     generator = torch.Generator(device=device).manual_seed(settings.seed + state["step"])
     if state.get("rng") is not None:
         generator.set_state(state["rng"])
