@@ -159,3 +159,15 @@ def test_a_broken_set_file_is_a_one_line_error(tmp_path_factory, manifest) -> No
         done.returncode == 2
         and f"example set {broken} is not one diffill eval wrote" in done.stderr
     )
+
+
+def test_a_span_that_is_the_whole_file_is_not_an_example() -> None:
+    """Nothing around the gap: no completer can be asked (an empty context is refused)."""
+    import random
+
+    from diffill.evaluation.evaluate import cut_example
+
+    entry = {"path": "one.py", "language": "python"}
+    found = [cut_example(entry, "x = 1\n", "random-span", random.Random(s)) for s in range(50)]
+    assert all(e is None or e.prefix + e.suffix for e in found)
+    assert any(e is not None for e in found)

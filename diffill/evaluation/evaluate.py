@@ -203,8 +203,8 @@ def cut_example(entry: dict, text: str, kind: str, rng: random.Random) -> Exampl
     from engine.training.fim import cut_span
 
     span = cut_span(text, rng, KINDS[kind])
-    if span is None or not span.middle.strip():
-        return None
+    if span is None or not span.middle.strip() or not (span.prefix or span.suffix):
+        return None  # a gap that is the whole file has no context for any completer to use
     return Example(
         entry["path"],
         entry["language"],
