@@ -38,7 +38,12 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus manifest of a few real files beside it."""
     folder = build_model_folder(tmp_path_factory.mktemp("shipped") / "model")
     (folder / LINEAGE_FILE).write_text(json.dumps({"tokens": 1000}))
-    files = tmp_path_factory.mktemp("files")
+    write_corpus(tmp_path_factory.mktemp("files"), folder.parent / "corpus.json")
+    return folder
+
+
+def write_corpus(files: Path, manifest: Path) -> None:
+    """A manifest over a few real engine files copied into `files`, 40% held out."""
     for name in (
         "training/fim.py",
         "model.py",
@@ -47,9 +52,8 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "training/corpus.py",
     ):
         shutil.copy(REPO / "engine" / name, files / Path(name).name)
-    manifest = ["--out", str(folder.parent / "corpus.json"), "--heldout-fraction", "0.4"]
-    assert main(["corpus", "--root", str(files), *manifest]) == 0
-    return folder
+    argv = ["corpus", "--root", str(files), "--out", str(manifest), "--heldout-fraction", "0.4"]
+    assert main(argv) == 0
 
 
 def continual_argv(shipped: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_continual import continual_argv
+from test_continual import continual_argv, write_corpus
 from tiny_model import build_model_folder
 
 from diffill.cli import main
@@ -94,18 +94,8 @@ def run_with_leg(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (shipped / LINEAGE_FILE).write_text(json.dumps({"tokens": 1000}))
     (shipped / "MODEL_CARD.md").write_text(f"# tiny\n{TABLE_START}\n{TABLE_END}\n")
     assert main(["export", "--model", str(shipped)]) == 0  # shipped folders carry their graphs
-    files = base / "files"
-    files.mkdir()
-    for name in (
-        "training/fim.py",
-        "model.py",
-        "sampler.py",
-        "checkpoint.py",
-        "training/corpus.py",
-    ):
-        shutil.copy(REPO / "engine" / name, files / Path(name).name)
-    manifest = ["--out", str(base / "corpus.json"), "--heldout-fraction", "0.4"]
-    assert main(["corpus", "--root", str(files), *manifest]) == 0
+    (base / "files").mkdir()
+    write_corpus(base / "files", base / "corpus.json")
     run_dir = base / "run"
     assert main(continual_argv(shipped, run_dir, "--max-steps", "3")) == 0
     shutil.copy(base / "corpus.json", run_dir / "corpus.json")
