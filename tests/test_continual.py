@@ -147,7 +147,7 @@ def test_the_constant_schedule_never_decays() -> None:
     } == {1e-3}
 
 
-def test_snapshot_writes_the_ema_as_a_model_folder_that_serves(
+def test_snapshot_writes_the_lower_loss_weights_as_a_model_folder_that_serves(
     shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from engine.completer import CompletionRequest
@@ -158,15 +158,42 @@ def test_snapshot_writes_the_ema_as_a_model_folder_that_serves(
     capsys.readouterr()
     assert main(["train", "--run-dir", str(run_dir), "--snapshot", str(out)]) == 0
     lineage = json.loads(capsys.readouterr().out)
-    assert lineage["weights"] == "ema" and lineage["tokens"] == 1000 + 3 * 2 * 64
+    state = json.loads((checkpoint_dir(run_dir) / STATE_FILE).read_text())
+    ema_better = state["heldout_loss_ema"] <= state["heldout_loss"]
+    assert lineage["weights"] == ("ema" if ema_better else "raw")
+    assert lineage["tokens"] == 1000 + 3 * 2 * 64
+    assert lineage["heldout_loss"] == min(state["heldout_loss"], state["heldout_loss_ema"])
     assert json.loads((out / LINEAGE_FILE).read_text()) == lineage
-    ema = load_weights_file(checkpoint_dir(run_dir) / EMA_FILE)
+    chosen = (
+        load_weights_file(checkpoint_dir(run_dir) / EMA_FILE)
+        if ema_better
+        else load_weights(checkpoint_dir(run_dir))
+    )
     snap = load_weights(out)
-    assert all(np.array_equal(snap[k], ema[k]) for k in ema)
+    assert all(np.array_equal(snap[k], chosen[k]) for k in chosen)
     completer = open_completer(out, runtime="torch")
     assert isinstance(
         completer.complete(CompletionRequest("def f(x):\n    return ", "\n")).text, str
     )
+
+
+@pytest.mark.parametrize(
+    ("losses", "has_ema", "asked", "expected"),
+    [
+        ({"heldout_loss": 8.8, "heldout_loss_ema": 9.2}, True, "best", "raw"),
+        ({"heldout_loss": 9.2, "heldout_loss_ema": 8.8}, True, "best", "ema"),
+        ({"heldout_loss": 8.8}, True, "best", "ema"),
+        ({"heldout_loss": 8.8, "heldout_loss_ema": 9.2}, True, "ema", "ema"),
+        ({"heldout_loss": 9.2, "heldout_loss_ema": 8.8}, True, "raw", "raw"),
+        ({"heldout_loss": 9.2, "heldout_loss_ema": 8.8}, False, "ema", "raw"),
+    ],
+)
+def test_the_shipping_weights_are_the_lower_held_out_loss(
+    losses: dict, has_ema: bool, asked: str, expected: str
+) -> None:
+    from engine.training.checkpoint import chosen_weights
+
+    assert chosen_weights(losses, has_ema, asked) == expected
 
 
 def test_status_reports_tokens_rate_and_loss(shipped: Path, tmp_path: Path, capsys) -> None:

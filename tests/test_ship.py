@@ -110,7 +110,7 @@ def test_a_dry_run_scores_the_leg_on_a_fixed_set_and_changes_nothing(
     argv = ["ship", "--run-dir", str(run_dir), "--model", str(shipped), "--limit", "1"]
     assert main([*argv, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"leg at {1000 + 3 * 2 * 64:,} tokens: " in out and "nothing shipped" in out
+    assert f"leg at {1000 + 3 * 2 * 64:,} tokens (" in out and "nothing shipped" in out
     assert "| leg | diffusion | python | single-line |" in out
     assert "| models | diffusion | python | single-line |" in out
     assert len(json.loads((run_dir / "eval-set.json").read_text())["examples"]) == 3

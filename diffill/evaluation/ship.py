@@ -1,7 +1,8 @@
 """`diffill ship`: one leg of the long-lived training run into the shipped model folder, only
 when the fixed held-out set says it is better.
 
-A leg: the run's EMA weights (`diffill train --snapshot`), exported to ONNX, scored beside the
+A leg: the run's EMA or raw weights, whichever had the lower held-out loss (`--weights`;
+`diffill train --snapshot`), exported to ONNX, scored beside the
 shipped model on the run's fixed example set (`diffill eval --set`: the same held-out
 examples every time, 200 of each span kind by default). The rule: better single-line exact
 match, or better single-line edit similarity with exact match no worse. A better leg replaces
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from engine.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILE
 from engine.errors import InputError
-from engine.training.checkpoint import LINEAGE_FILE
+from engine.training.checkpoint import LINEAGE_FILE, SNAPSHOT_WEIGHTS
 
 LEGS_FILE = "legs.json"
 EVAL_SET_FILE = "eval-set.json"
@@ -35,6 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="the shipped model folder (default models/)")
     parser.add_argument("--limit", type=int, default=200, help="fixed-set examples per span kind")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--weights",
+        choices=SNAPSHOT_WEIGHTS,
+        default="best",
+        help="the checkpoint's weights to score (best: EMA or raw, the lower held-out loss)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="score and decide, change nothing shipped"
     )
@@ -185,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or default_model_path()
     leg = run_dir / "leg"
     shutil.rmtree(leg, ignore_errors=True)
-    lineage = snapshot(run_dir, leg)
+    lineage = snapshot(run_dir, leg, args.weights)
     export_graphs(leg)
     corpus = run_dir / "corpus.json"
     examples = example_set(run_dir / EVAL_SET_FILE, corpus if corpus.exists() else None, args.limit)
@@ -196,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if leg_name == model_name:
         raise InputError(f"the shipped folder {model} must not be named like the leg {leg}")
     ship, reason = better(single_line(rows, leg_name), single_line(rows, model_name))
-    print(f"leg at {lineage['tokens']:,} tokens: {reason}")
+    print(f"leg at {lineage['tokens']:,} tokens ({lineage['weights']} weights): {reason}")
     if not ship or args.dry_run:
         print("nothing shipped" + (" (--dry-run)" if ship else ""))
         return 0

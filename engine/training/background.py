@@ -54,7 +54,10 @@ def add_background_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--status", action="store_true", help="how far the long-lived run got")
     group.add_argument("--stop", action="store_true", help="checkpoint the long-lived run, end it")
     group.add_argument(
-        "--snapshot", type=Path, metavar="DIR", help="write the run's EMA weights as a model folder"
+        "--snapshot",
+        type=Path,
+        metavar="DIR",
+        help="write the run's weights as a model folder (EMA or raw: the lower held-out loss)",
     )
     parser.add_argument("--json", action="store_true", help="--status as JSON")
 

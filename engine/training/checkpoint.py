@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.checkpoint import TOKENIZER_FILE, load_weights, save_weights
 from engine.config import ModelConfig
-from engine.errors import ModelLoadError
+from engine.errors import InputError, ModelLoadError
 
 if TYPE_CHECKING:  # torch only where a checkpoint is written or read: --status stays light
     import torch
@@ -157,9 +157,26 @@ def lineage_tokens(folder: Path) -> int:
     return 0
 
 
-def snapshot(run_dir: Path, out: Path, use_ema: bool = True) -> dict:
-    """The checkpoint's weights that would ship (the EMA when the run keeps one) as a model
-    folder with its lineage; returns the lineage record."""
+SNAPSHOT_WEIGHTS = ("best", "ema", "raw")
+
+
+def chosen_weights(state: dict, has_ema: bool, weights: str) -> str:
+    """`best` takes whichever of the EMA and the raw weights had the lower held-out loss at the
+    checkpoint: a 0.999 EMA still carries over half of its starting weights 700 steps in, so
+    early in a long-lived run the raw weights are the better ones."""
+    if not has_ema or weights == "raw":
+        return "raw"
+    if weights == "ema":
+        return "ema"
+    raw_loss, ema_loss = state.get("heldout_loss"), state.get("heldout_loss_ema")
+    if raw_loss is not None and ema_loss is not None and raw_loss < ema_loss:
+        return "raw"
+    return "ema"
+
+
+def snapshot(run_dir: Path, out: Path, weights: str = "best") -> dict:
+    """The checkpoint's weights that would ship (`weights`: best, ema or raw) as a model folder
+    with its lineage; returns the lineage record."""
     from safetensors.numpy import load_file
 
     from engine.checkpoint import load_config
@@ -167,12 +184,14 @@ def snapshot(run_dir: Path, out: Path, use_ema: bool = True) -> dict:
     folder = checkpoint_dir(run_dir)
     if not (folder / STATE_FILE).exists():
         raise ModelLoadError(f"no checkpoint in {run_dir} to snapshot")
+    if weights not in SNAPSHOT_WEIGHTS:
+        raise InputError(f"weights must be one of {', '.join(SNAPSHOT_WEIGHTS)}, not {weights!r}")
     state = json.loads((folder / STATE_FILE).read_text())
-    ema = use_ema and (folder / EMA_FILE).exists()
-    weights = load_file(str(folder / EMA_FILE)) if ema else load_weights(folder)
+    ema = chosen_weights(state, (folder / EMA_FILE).exists(), weights) == "ema"
+    tensors = load_file(str(folder / EMA_FILE)) if ema else load_weights(folder)
     out.mkdir(parents=True, exist_ok=True)
     load_config(folder).to_json(out / "config.json")
-    save_weights(weights, out)
+    save_weights(tensors, out)
     shutil.copyfile(folder / TOKENIZER_FILE, out / TOKENIZER_FILE)
     lineage = {
         "tokens": state["tokens"],
