@@ -113,6 +113,7 @@ def test_a_dry_run_scores_the_leg_on_a_fixed_set_and_changes_nothing(
     assert f"leg at {1000 + 3 * 2 * 64:,} tokens (" in out and "nothing shipped" in out
     assert "| leg | diffusion | python | single-line |" in out
     assert "| models | diffusion | python | single-line |" in out
+    assert "| ar |" not in out  # a leg ships on the served mode; ar answers would only cost
     assert len(json.loads((run_dir / "eval-set.json").read_text())["examples"]) == 3
     assert {p.name: p.read_bytes() for p in shipped.iterdir() if p.is_file()} == before
 

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print("|---|---|---:|---:|---:|---:|")
     for name, options in variants.items():
         run = args.out / name / "run"
-        rows = score_models([checkpoint_dir(run)], examples, opening)
+        rows = score_models([checkpoint_dir(run)], examples, opening, with_ar=False)
         mine = {r["kind"]: r for r in rows if r["answer"] == "diffusion"}
         loss = last_heldout_loss(run)
         print(

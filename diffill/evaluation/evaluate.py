@@ -113,6 +113,7 @@ def score_models(
     max_tokens: int = 48,
     max_steps: int | None = DEFAULT_STEPS,
     lengths: tuple[Length, ...] = ("blocks",),
+    with_ar: bool = True,
 ) -> list[dict]:
     """Score rows of every model folder (opened with `opening`: runtime, device, threads) on
     the same examples; the baselines once, with the first model."""
@@ -121,7 +122,7 @@ def score_models(
     rows: list[dict] = []
     for folder in folders:
         completer = open_completer(folder, **opening)
-        answers = answer_all(completer, examples, max_tokens, max_steps, lengths)
+        answers = answer_all(completer, examples, max_tokens, max_steps, lengths, with_ar)
         if rows:  # the baselines do not depend on the model: once is enough
             answers = {k: v for k, v in answers.items() if k not in BASELINES}
         label = str(completer.describe()["name"])
@@ -224,14 +225,17 @@ def clip(example: Example, prefix_chars: int, suffix_chars: int) -> Example:
     )
 
 
-def answer_sources(lengths: tuple[Length, ...]) -> dict[str, tuple[Mode, Length]]:
+def answer_sources(
+    lengths: tuple[Length, ...], with_ar: bool = True
+) -> dict[str, tuple[Mode, Length]]:
     """Source name -> (mode, length): `diffusion` is the blocks strategy, others are named
-    `diffusion/<length>`; ar finds its own length, so it runs once."""
-    sources = {
+    `diffusion/<length>`; ar finds its own length, so it runs once (when asked: a token per
+    model call, it costs more than all the diffusion sources together)."""
+    sources: dict[str, tuple[Mode, Length]] = {
         "diffusion" if length == "blocks" else f"diffusion/{length}": ("diffusion", length)
         for length in lengths
     }
-    return {**sources, "ar": ("ar", "blocks")}
+    return {**sources, "ar": ("ar", "blocks")} if with_ar else sources
 
 
 def answer_all(
@@ -240,9 +244,10 @@ def answer_all(
     max_tokens: int,
     max_steps: int | None = None,
     lengths: tuple[Length, ...] = ("blocks",),
+    with_ar: bool = True,
 ) -> dict[str, list[Answer]]:
     """Every answer source's answer to every example; all sources share one context encode."""
-    sources = answer_sources(lengths)
+    sources = answer_sources(lengths, with_ar)
     answers: dict[str, list[Answer]] = {name: [] for name in (*sources, *BASELINES)}
     for example in examples:
         completer.prepare(example.prefix, example.suffix)  # every source is timed warm

@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = run_dir / "corpus.json"
     examples = example_set(run_dir / EVAL_SET_FILE, corpus if corpus.exists() else None, args.limit)
     opening = {"runtime": "onnx", "device": None, "threads": args.threads}
-    rows = score_models([leg, model], examples, opening)
+    rows = score_models([leg, model], examples, opening, with_ar=False)  # ships on diffusion
     print(table(rows))
     leg_name, model_name = rows[0]["model"], rows[-1]["model"]
     if leg_name == model_name:
