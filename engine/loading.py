@@ -17,8 +17,8 @@ from engine.config import ModelConfig
 from engine.errors import ModelLoadError
 from engine.tokenizer import load_tokenizer as read_tokenizer_file
 
-RuntimeName = Literal["auto", "onnx", "torch"]
-RUNTIMES: tuple[str, ...] = ("auto", "onnx", "torch")
+RuntimeName = Literal["auto", "onnx", "onnx-int8", "torch"]
+RUNTIMES: tuple[str, ...] = ("auto", "onnx", "onnx-int8", "torch")
 MODEL_ENV = "DIFFILL_MODEL"
 
 
@@ -69,10 +69,10 @@ def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads
 
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "onnx" or (runtime == "auto" and graphs_exist(folder)):
+    if runtime in ("onnx", "onnx-int8") or (runtime == "auto" and graphs_exist(folder)):
         from engine.runtime_onnx import OnnxRuntime
 
-        return OnnxRuntime(folder, device, threads)
+        return OnnxRuntime(folder, device, threads, int8=runtime == "onnx-int8")
     try:
         import torch  # noqa: F401  (the fallback runtime needs it; serving with graphs does not)
     except ImportError:

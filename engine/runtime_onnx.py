@@ -23,6 +23,8 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
+DENOISE_INT8_GRAPH = "denoise-int8.onnx"  # uint8 MatMul weights (engine/training/quantize.py)
+INT8_WEIGHTS = "denoise-int8.safetensors"
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
 
@@ -58,15 +60,24 @@ def providers_for(device: str | None) -> list[str]:
 
 
 class OnnxRuntime:
-    name = "onnx"
+    """Both graphs of a folder; `int8` swaps in the denoise graph with uint8 weights (the
+    encode graph stays fp32: a cold context is compute-bound, a warm step memory-bound)."""
 
-    def __init__(self, folder: Path, device: str | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, folder: Path, device: str | None = None, threads: int = 2, int8: bool = False
+    ) -> None:
         self.folder = Path(folder)
+        self.name = "onnx-int8" if int8 else "onnx"
         self.config: ModelConfig = load_config(self.folder)
         check_graphs_current(self.folder)
+        denoise = self.folder / (DENOISE_INT8_GRAPH if int8 else DENOISE_GRAPH)
+        if not denoise.exists():
+            raise ModelLoadError(
+                f"no {denoise.name} in {self.folder}; run `diffill export --model {self.folder}`"
+            )
         providers = providers_for(device)
         self._encode = _open_session(self.folder / ENCODE_GRAPH, providers, threads)
-        self._denoise = _open_session(self.folder / DENOISE_GRAPH, providers, threads)
+        self._denoise = _open_session(denoise, providers, threads)
         self.providers = self._denoise.get_providers()
         self._encode_inputs = graph_inputs("ids", self.config.n_layers)
         self._denoise_inputs = graph_inputs("canvas", self.config.n_layers)

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from engine.completer import DEFAULT_STEPS, Length, Mode
+from engine.loading import RUNTIMES
 from engine.online import DIALECTS
 from lsp_server.extent import ExtentSetting
 
@@ -56,7 +57,7 @@ def _limits(low: float | None = None, high: float | None = None, choices: tuple 
 @dataclass(frozen=True)
 class ModelSettings:
     path: str = ""
-    runtime: str = field(default="auto", metadata=_limits(choices=("auto", "onnx", "torch")))
+    runtime: str = field(default="auto", metadata=_limits(choices=RUNTIMES))
     mode: str = field(default="diffusion", metadata=_limits(choices=get_args(Mode)))
     steps: int = field(default=DEFAULT_STEPS, metadata=_limits(0, 1024))
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))

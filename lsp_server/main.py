@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+from engine.loading import RUNTIMES
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="model folder (default: the embedded model); overrides model.path"
     )
-    parser.add_argument(
-        "--runtime", choices=("auto", "onnx", "torch"), help="overrides the model.runtime setting"
-    )
+    parser.add_argument("--runtime", choices=RUNTIMES, help="overrides the model.runtime setting")
     parser.add_argument(
         "--stdio",
         action="store_true",

@@ -7,7 +7,7 @@
       "error": str | null,              # why the model could not load, one line
       "model": {...},                   # Completer.describe(): name, runtime, sizes
       "mode": "diffusion" | "ar",
-      "runtime": str,                   # the runtime setting ("auto", "onnx", "torch")
+      "runtime": str,                   # the runtime setting ("auto", "onnx", "onnx-int8", "torch")
       "enabled": bool,
       "latencyMs": {"last": [float, ...], "p50": float | null, "p95": float | null},
       "lastEngine": {"totalMs", "encodeMs", "denoiseMs": float, "contextTokens",

@@ -100,6 +100,14 @@ def test_eval_command_reports_both_modes_and_baselines(tmp_path_factory, manifes
     assert rows[("empty", "all")]["plausible_share"] < 1.0  # some removed lines break a file
 
 
+def test_no_ar_scores_the_int8_runtime_without_ar_answers(tmp_path_factory, manifest) -> None:
+    done = _eval(tmp_path_factory, manifest, "--no-ar", "--runtime", "onnx-int8")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert {r["answer"] for r in rows} == {"diffusion", "empty", "pass"}
+    assert all(r["mean_steps"] > 0 for r in rows if r["answer"] == "diffusion")  # it denoised
+
+
 def test_eval_compares_gap_length_strategies(tmp_path_factory, manifest) -> None:
     done = _eval(tmp_path_factory, manifest, "--lengths", "blocks,predicted", "--steps", "2")
     assert done.returncode == 0, done.stderr

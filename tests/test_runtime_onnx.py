@@ -10,7 +10,13 @@ from tiny_model import copy_folder, shared_folder
 from engine.checkpoint import load_weights, save_weights
 from engine.errors import ModelLoadError
 from engine.loading import open_completer
-from engine.runtime_onnx import DENOISE_GRAPH, ENCODE_GRAPH, OnnxRuntime
+from engine.runtime_onnx import (
+    DENOISE_GRAPH,
+    DENOISE_INT8_GRAPH,
+    ENCODE_GRAPH,
+    INT8_WEIGHTS,
+    OnnxRuntime,
+)
 from engine.runtime_torch import TorchRuntime
 
 
@@ -93,3 +99,40 @@ def test_corrupt_graph_is_a_load_error(folder, tmp_path) -> None:
     (copy / ENCODE_GRAPH).write_bytes(b"not a graph")
     with pytest.raises(ModelLoadError, match=r"encode\.onnx"):
         OnnxRuntime(copy)
+
+
+def test_the_int8_graph_quantises_the_weight_matmuls_and_keeps_weights_in_safetensors(
+    folder,
+) -> None:
+    import onnx
+
+    graph = onnx.load(str(folder / DENOISE_INT8_GRAPH), load_external_data=False)
+    ops = [node.op_type for node in graph.graph.node]
+    layers = OnnxRuntime(folder).config.n_layers
+    assert ops.count("MatMulInteger") >= layers + 1  # at least one per layer, and the head
+    locations = {
+        e.value for t in graph.graph.initializer for e in t.external_data if e.key == "location"
+    }
+    assert INT8_WEIGHTS in locations  # the quantised weights
+    assert any(name.startswith("model") for name in locations)  # the embedding, shared
+    assert all(len(t.raw_data) <= 1024 for t in graph.graph.initializer)  # scales only inline
+    assert {p.suffix for p in folder.iterdir()} <= {".json", ".safetensors", ".onnx"}
+
+
+def test_the_int8_runtime_completes_and_mostly_agrees_with_fp32(folder) -> None:
+    from engine.completer import CompletionRequest
+    from engine.training.quantize import agreement
+
+    completer = open_completer(folder, runtime="onnx-int8")
+    assert completer.describe()["runtime"] == "onnx-int8"
+    result = completer.complete(CompletionRequest("def add(a, b):\n    return ", "\n"))
+    assert isinstance(result.text, str) and result.candidates
+    assert agreement(folder) >= 0.8
+
+
+def test_a_folder_without_the_int8_graph_names_the_export_command(folder, tmp_path) -> None:
+    copy = copy_folder(folder, tmp_path / "model")
+    (copy / DENOISE_INT8_GRAPH).unlink()
+    with pytest.raises(ModelLoadError, match=r"denoise-int8\.onnx.*diffill export"):
+        open_completer(copy, runtime="onnx-int8")
+    assert open_completer(copy, runtime="auto").describe()["runtime"] == "onnx"

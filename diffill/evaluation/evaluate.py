@@ -84,6 +84,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a fixed example set: read it when it exists, else cut it and write it there",
     )
+    parser.add_argument(
+        "--no-ar", action="store_true", help="diffusion answers only (ar: a model call per token)"
+    )
     parser.add_argument("--json", action="store_true")
 
 
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         args.max_tokens,
         args.steps or None,
         lengths,
+        with_ar=not args.no_ar,
     )
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0

@@ -19,17 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.checkpoint import load_weights, safetensors_header, weight_files
+from engine.checkpoint import load_weights
 from engine.embedded import MAX_CANDIDATES
 from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_GRAPH,
     ENCODE_GRAPH,
     GRAPHS_FILE,
+    INT8_WEIGHTS,
     OnnxRuntime,
     graph_inputs,
     weights_fingerprint,
 )
+from engine.training.external_data import set_external, tensor_locations
+from engine.training.quantize import agreement, export_int8
 
 PARITY_TOLERANCE = 1e-3  # max abs logit difference between ONNX Runtime and torch
 
@@ -51,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise ModelLoadError("diffill export needs torch: pip install 'diffill[train]'") from None
     paths = export_graphs(folder)
-    error = check_parity(folder)
+    error, agree = check_parity(folder), agreement(folder)
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in paths)
     print(f"wrote {sizes}; max |onnx - torch| logit difference {error:.2e}")
+    megabytes = (folder / INT8_WEIGHTS).stat().st_size / 1e6
+    print(f"int8 denoise weights {megabytes:.2f} MB; same top token as fp32 at {agree:.1%}")
     return 0
 
 
@@ -80,7 +85,7 @@ def export_graphs(folder: Path) -> list[Path]:
         relink_to_safetensors(paths[-1], Path(folder))
     record = {"weights_fingerprint": weights_fingerprint(folder), "graphs": list(examples)}
     (Path(folder) / GRAPHS_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return paths
+    return [*paths, export_int8(Path(folder))]
 
 
 def _graph_modules(model) -> dict:
@@ -168,37 +173,12 @@ def relink_to_safetensors(graph_path: Path, folder: Path) -> None:
         if not np.array_equal(numpy_helper.to_array(tensor), weights[name]):
             raise ModelLoadError(f"exported initializer {tensor.name} differs from the checkpoint")
         shard, offset, length = locations[name]
-        _set_external(tensor, shard, offset, length)
+        set_external(tensor, shard, offset, length)
     for node in graph.graph.node:
         del node.metadata_props[:]  # the exporter's per-node stack traces: 80% of the file
     onnx.save(graph, str(graph_path))
     for stale in graph_path.parent.glob(graph_path.name + ".data"):
         stale.unlink()
-
-
-def _set_external(tensor, shard: str, offset: int, length: int) -> None:
-    from onnx import TensorProto
-
-    tensor.ClearField("raw_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    del tensor.external_data[:]
-    for key, value in (("location", shard), ("offset", offset), ("length", length)):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, str(value)
-
-
-def tensor_locations(folder: Path) -> dict[str, tuple[str, int, int]]:
-    """Tensor name -> (shard file name, absolute byte offset, byte length) for little-endian
-    float32 tensors; safetensors stores them raw after its JSON header."""
-    locations = {}
-    for path in weight_files(folder):
-        data_start, header = safetensors_header(path)
-        for name, info in json.loads(header).items():
-            if name == "__metadata__" or info["dtype"] != "F32":
-                continue
-            begin, end = info["data_offsets"]
-            locations[name] = (path.name, data_start + begin, end - begin)
-    return locations
 
 
 def check_parity(folder: Path, seed: int = 0) -> float:
