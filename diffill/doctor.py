@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -72,19 +71,8 @@ def probe_machine() -> Machine:
     return Machine(ram, torch_version, cuda_name, cuda_bytes, ort_version, providers)
 
 
-def stored_tensors(folder: Path) -> dict[str, tuple[str, list[int]]]:
-    """name -> (dtype, shape) from the shard headers, without reading any weights."""
-    from engine.checkpoint import safetensors_header, weight_files
-
-    tensors = {}
-    for path in weight_files(folder):
-        for name, info in json.loads(safetensors_header(path)[1]).items():
-            if name != "__metadata__":
-                tensors[name] = (info["dtype"], info["shape"])
-    return tensors
-
-
 def family_report(folder: Path, machine: Machine) -> Report:
+    from engine.checkpoint import stored_tensors
     from engine.families.spec import parse_spec
 
     spec, tensors = parse_spec(folder), stored_tensors(folder)
@@ -102,7 +90,7 @@ def family_report(folder: Path, machine: Machine) -> Report:
 
 
 def embedded_report(folder: Path, machine: Machine) -> Report:
-    from engine.checkpoint import load_config
+    from engine.checkpoint import load_config, stored_tensors
     from engine.runtime_onnx import graphs_exist
 
     config, tensors = load_config(folder), stored_tensors(folder)

@@ -122,11 +122,16 @@ def safetensors_header(path: Path) -> tuple[int, bytes]:
     return 8 + length, header
 
 
-def parameter_count(folder: Path) -> int:
-    """Parameters stored in the folder's safetensors, read from the shard headers."""
-    total = 0
+def stored_tensors(folder: Path) -> dict[str, tuple[str, list[int]]]:
+    """name -> (dtype, shape) from the shard headers, without reading any weights."""
+    tensors = {}
     for path in weight_files(folder):
         for name, info in json.loads(safetensors_header(path)[1]).items():
             if name != "__metadata__":
-                total += math.prod(info["shape"])
-    return total
+                tensors[name] = (info["dtype"], info["shape"])
+    return tensors
+
+
+def parameter_count(folder: Path) -> int:
+    """Parameters stored in the folder's safetensors, read from the shard headers."""
+    return sum(math.prod(shape) for _, shape in stored_tensors(folder).values())

@@ -19,6 +19,7 @@ from engine.config import ModelConfig
 from engine.errors import InputError, ModelLoadError
 
 if TYPE_CHECKING:  # torch only where a checkpoint is written or read: --status stays light
+    import numpy as np
     import torch
 
 CHECKPOINT_DIR = "checkpoint"
@@ -44,15 +45,16 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 def save_model_folder(folder: Path, model: torch.nn.Module, tokenizer_path: Path) -> None:
     """A loadable model folder: config.json, weight shards with index, tokenizer.json."""
-    save_weights_folder(folder, model.config, model.state_dict(), tokenizer_path)
+    weights = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+    write_model_folder(folder, model.config, weights, tokenizer_path)
 
 
-def save_weights_folder(
-    folder: Path, config: ModelConfig, weights: dict[str, torch.Tensor], tokenizer_path: Path
+def write_model_folder(
+    folder: Path, config: ModelConfig, weights: dict[str, np.ndarray], tokenizer_path: Path
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     config.to_json(folder / "config.json")
-    save_weights({k: v.detach().float().cpu().numpy() for k, v in weights.items()}, folder)
+    save_weights(weights, folder)
     if Path(tokenizer_path).resolve() != (folder / TOKENIZER_FILE).resolve():
         shutil.copyfile(tokenizer_path, folder / TOKENIZER_FILE)
 
@@ -189,10 +191,7 @@ def snapshot(run_dir: Path, out: Path, weights: str = "best") -> dict:
     state = json.loads((folder / STATE_FILE).read_text())
     ema = chosen_weights(state, (folder / EMA_FILE).exists(), weights) == "ema"
     tensors = load_file(str(folder / EMA_FILE)) if ema else load_weights(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    load_config(folder).to_json(out / "config.json")
-    save_weights(tensors, out)
-    shutil.copyfile(folder / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    write_model_folder(out, load_config(folder), tensors, folder / TOKENIZER_FILE)
     lineage = {
         "tokens": state["tokens"],
         "step": state["step"],
