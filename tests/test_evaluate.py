@@ -179,3 +179,20 @@ def test_a_span_that_is_the_whole_file_is_not_an_example() -> None:
     found = [cut_example(entry, "x = 1\n", "random-span", random.Random(s)) for s in range(50)]
     assert all(e is None or e.prefix + e.suffix for e in found)
     assert any(e is not None for e in found)
+
+
+def test_bench_engine_reports_a_step_cost_per_runtime(tmp_path_factory, manifest) -> None:
+    folder = shared_folder(tmp_path_factory)
+    command = [sys.executable, "-m", "diffill", "bench", "engine", "--model", str(folder)]
+    done = subprocess.run(
+        [*command, "--manifest", str(manifest), "--positions", "2", "--runtimes", "onnx,onnx-int8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| onnx")]
+    cells = {(r[0].strip(), r[1].strip(), r[2].strip()): r[-1].strip() for r in rows}
+    assert {runtime for runtime, _, _ in cells} == {"onnx", "onnx-int8"}
+    assert float(cells[("onnx-int8", "diffusion", "warm")]) > 0  # ms per warm step
+    assert cells[("onnx", "diffusion", "cold")] == "-"

@@ -65,8 +65,8 @@ def measure(
 ) -> dict:
     """Latencies of one (runtime, mode, cache) cell over every position. A warm-up request at
     another position comes first: the first session run allocates."""
-    latencies, tokens, steps = [], 0, 0
-    for example in [examples[-1], *examples]:
+    latencies, tokens, steps, measured_steps = [], 0, 0, 0
+    for index, example in enumerate([examples[-1], *examples]):
         request = _at(template, example)
         if warm:
             completer.prepare(request.prefix, request.suffix)
@@ -76,6 +76,7 @@ def measure(
         first = result.candidates[0] if result.candidates else None
         tokens += first.tokens if first else 0
         steps += first.steps if first else 0
+        measured_steps += first.steps if first and index else 0
     latencies = latencies[1:]
     return {
         "runtime": completer.describe()["runtime"],
@@ -85,6 +86,8 @@ def measure(
         "p95": statistics.quantiles(latencies, n=20)[-1],
         "tokens_per_s": tokens / (sum(latencies) / 1000),
         "steps": steps / (len(examples) + 1),
+        # warm: the whole request is canvas steps, so this is the cost of one step
+        "ms_per_step": sum(latencies) / measured_steps if measured_steps else None,
     }
 
 
@@ -97,12 +100,15 @@ def table(rows: list[dict], examples: list[Example], max_tokens: int) -> str:
     lines = [
         f"{len(examples)} held-out positions, max_tokens {max_tokens}",
         "",
-        "| runtime | mode | cache | p50 ms | p95 ms | tokens/s | steps |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| runtime | mode | cache | p50 ms | p95 ms | tokens/s | steps | ms / step (warm) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        per_step = (
+            "-" if r["cache"] == "cold" or not r["ms_per_step"] else f"{r['ms_per_step']:.2f}"
+        )
         lines.append(
             f"| {r['runtime']} | {r['mode']} | {r['cache']} | {r['p50']:.1f} | {r['p95']:.1f} "
-            f"| {r['tokens_per_s']:.0f} | {r['steps']:.1f} |"
+            f"| {r['tokens_per_s']:.0f} | {r['steps']:.1f} | {per_step} |"
         )
     return "\n".join(lines)
