@@ -64,12 +64,15 @@ def _family_completer(folder: Path, device: str | None) -> Completer | None:
 
 
 def open_runtime(folder: Path, runtime: RuntimeName, device: str | None, threads: int):
-    """onnx when asked or when the graphs exist; torch when asked or as the fallback."""
-    from engine.runtime_onnx import graphs_exist
+    """onnx when asked or when the graphs exist (int8 steps where they help); torch when asked
+    or as the fallback."""
+    from engine.runtime_onnx import graphs_exist, int8_helps
 
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime in ("onnx", "onnx-int8") or (runtime == "auto" and graphs_exist(folder)):
+    if runtime == "auto" and graphs_exist(folder):
+        runtime = "onnx-int8" if int8_helps(folder, device) else "onnx"
+    if runtime in ("onnx", "onnx-int8"):
         from engine.runtime_onnx import OnnxRuntime
 
         return OnnxRuntime(folder, device, threads, int8=runtime == "onnx-int8")

@@ -38,6 +38,14 @@ def graphs_exist(folder: Path) -> bool:
     return all((Path(folder) / name).exists() for name in (ENCODE_GRAPH, DENOISE_GRAPH))
 
 
+def int8_helps(folder: Path, device: str | None) -> bool:
+    """The int8 denoise graph is exported and the steps run on the CPU, where a warm step is
+    bound by reading the weights (BENCHMARKS.md: `diffill bench engine`); the fixed eval set
+    scores it as fp32 within noise."""
+    cpu_only = providers_for(device) == ["CPUExecutionProvider"]
+    return cpu_only and (Path(folder) / DENOISE_INT8_GRAPH).exists()
+
+
 def weights_fingerprint(folder: Path) -> str:
     """Hash of every shard's name, size and header: changes whenever any offset could."""
     digest = hashlib.sha256()

@@ -32,7 +32,7 @@ async def test_status_counts_latencies_and_accepts(client):
     )
     state = await status(client)
     assert (state.state, state.error, state.mode) == ("ready", None, "diffusion")
-    assert state.model.parameters > 0 and state.model.runtime in ("onnx", "torch")
+    assert state.model.parameters > 0 and state.model.runtime in ("onnx", "onnx-int8", "torch")
     assert state.served == 1 and state.accepted == 1 and len(state.latencyMs.last) == 1
     assert state.lastEngine.contextTokens > 0 and state.pending == 0
 

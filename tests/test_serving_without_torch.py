@@ -64,7 +64,7 @@ def test_complete_command_runs_on_onnx_without_torch(folder) -> None:
     done = _python(CLI, "complete", "-", "--model", str(folder), "--json", stdin=stdin)
     assert done.returncode == 0, done.stderr
     output = json.loads(done.stdout)
-    assert output["completion"] == TRAIN_MIDDLE and output["runtime"] == "onnx"
+    assert output["completion"] == TRAIN_MIDDLE and output["runtime"] == "onnx-int8"
 
 
 def test_server_side_modules_complete_without_torch(folder) -> None:

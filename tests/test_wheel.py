@@ -68,7 +68,7 @@ def test_the_wheel_has_no_torch_and_completes_from_stdin(installed: Path, tmp_pa
     )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert answer["runtime"] == "onnx" and answer["timings"]["context_tokens"] > 0
+    assert answer["runtime"] == "onnx-int8" and answer["timings"]["context_tokens"] > 0
     where = "from engine.loading import default_model_path as d; print(d())"
     found = subprocess.run([python, "-c", where], capture_output=True, text=True, cwd=tmp_path)
     assert found.stdout.strip().endswith("site-packages/engine/default_model")
