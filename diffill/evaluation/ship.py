@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     export_graphs(leg)
     corpus = run_dir / "corpus.json"
     examples = example_set(run_dir / EVAL_SET_FILE, corpus if corpus.exists() else None, args.limit)
-    opening = {"runtime": "onnx", "device": None, "threads": args.threads}
+    opening = {"runtime": "auto", "device": None, "threads": args.threads}  # as served
     rows = score_models([leg, model], examples, opening, with_ar=False)  # ships on diffusion
     print(table(rows))
     leg_name, model_name = rows[0]["model"], rows[-1]["model"]
