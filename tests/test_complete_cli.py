@@ -44,7 +44,7 @@ def test_completes_a_file_position(folder, source) -> None:
     assert done.returncode == 0, done.stderr
     text, timings = done.stdout.rsplit("--- ", 1)
     assert text == TRAIN_MIDDLE + "\n"
-    assert timings.startswith("diffusion on onnx: 3 tokens")
+    assert timings.startswith("diffusion on onnx-int8: 3 tokens")
 
 
 def test_json_on_stdin_and_json_out(folder) -> None:

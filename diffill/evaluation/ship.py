@@ -165,7 +165,7 @@ def draw_curve(run_dir: Path, legs: list[dict], out: Path) -> None:
 
     losses = [r for r in read_log(run_dir) if r.get("heldout_loss") is not None]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for key, label in (("heldout_loss", "raw weights"), ("heldout_loss_ema", "EMA (shipped)")):
+    for key, label in (("heldout_loss", "raw weights"), ("heldout_loss_ema", "EMA 0.999")):
         points = [(r["tokens"] / 1e6, r[key]) for r in losses if r.get(key) is not None]
         if points:
             top.plot(*zip(*points, strict=True), label=label)
