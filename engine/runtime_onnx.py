@@ -1,8 +1,10 @@
 """The ONNX Runtime runtime: the serving path, with no torch anywhere.
 
-A model folder holds two graphs written by `diffill export`: `encode.onnx` (context ids and
+A model folder holds the graphs written by `diffill export`: `encode.onnx` (context ids and
 past K/V -> the new tokens' K/V) and `denoise.onnx` (canvas ids and K/V -> logits), both
-taking the cache per layer (engine/inference.py). Their weights are not in
+taking the cache per layer (engine/inference.py), and `denoise_batch.onnx` (canvases of
+different requests, each with its own padded cache; `diffill serve` batches steps with it,
+and a folder without it serves one request per model call). Their weights are not in
 the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
 the folder stores the weights once. A fingerprint of the shard headers, written beside the
 graphs at export (graphs.json), catches graphs left stale by new weights before ONNX Runtime
@@ -23,13 +25,17 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
+DENOISE_BATCH_GRAPH = "denoise_batch.onnx"
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
 
-def graph_inputs(first: str, layers: int) -> list[str]:
-    """A graph's inputs: ids or canvas, then each layer's keys, then its values, so the runtime
-    feeds views of the cache instead of the graph slicing (copying) it on every call."""
-    return [first, *(f"key{i}" for i in range(layers)), *(f"value{i}" for i in range(layers))]
+def graph_inputs(first: str, layers: int, lengths: bool = False) -> list[str]:
+    """A graph's inputs: ids or canvas, the batched graph's row lengths, then each layer's
+    keys, then its values, so the runtime feeds views of the cache instead of the graph
+    slicing (copying) it on every call."""
+    keys = [f"key{i}" for i in range(layers)]
+    values = [f"value{i}" for i in range(layers)]
+    return [first, *(["lengths"] if lengths else []), *keys, *values]
 
 
 def graphs_exist(folder: Path) -> bool:
@@ -70,6 +76,14 @@ class OnnxRuntime:
         self.providers = self._denoise.get_providers()
         self._encode_inputs = graph_inputs("ids", self.config.n_layers)
         self._denoise_inputs = graph_inputs("canvas", self.config.n_layers)
+        batch = self.folder / DENOISE_BATCH_GRAPH
+        self._batch = _open_session(batch, providers, threads) if batch.exists() else None
+        self._batch_inputs = graph_inputs("canvas", self.config.n_layers, lengths=True)
+
+    @property
+    def batches(self) -> bool:
+        """Whether `denoise_batch` can run: the folder has the batched graph."""
+        return self._batch is not None
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
         past = np.ascontiguousarray(past)
@@ -79,6 +93,15 @@ class OnnxRuntime:
     def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
         kv = np.ascontiguousarray(kv)
         return self._denoise.run(None, self._feeds(self._denoise_inputs, canvas, kv))[0]
+
+    def denoise_batch(self, canvas: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """canvas (N, C) against kv (L, 2, N, H, P, D), row n's first lengths[n] positions
+        real -> logits (N, C, V)."""
+        if self._batch is None:
+            raise ModelLoadError(f"no {DENOISE_BATCH_GRAPH} in {self.folder}; run `diffill export`")
+        feeds = self._feeds(self._batch_inputs[:1] + self._batch_inputs[2:], canvas, kv)
+        feeds["lengths"] = lengths.astype(np.int64, copy=False)
+        return self._batch.run(None, feeds)[0]
 
     @staticmethod
     def _feeds(names: list[str], first: np.ndarray, kv: np.ndarray) -> dict[str, np.ndarray]:

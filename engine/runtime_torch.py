@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class TorchRuntime:
     name = "torch"
+    batches = True  # denoise_batch: canvases of different requests in one call
 
     def __init__(self, model: DiffusionFIM, threads: int | None = 2) -> None:
         import torch
@@ -60,6 +61,18 @@ class TorchRuntime:
             logits = denoise_shared_cache(self.model, self._tensor(canvas), *cache)
         return logits.float().cpu().numpy()
 
+    def denoise_batch(self, canvas: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        import torch
+
+        from engine.inference import denoise_own_caches
+
+        with torch.inference_mode():
+            cache = per_layer(self._tensor(kv))
+            logits = denoise_own_caches(
+                self.model, self._tensor(canvas), self._tensor(lengths), *cache
+            )
+        return logits.float().cpu().numpy()
+
     def _tensor(self, array: np.ndarray):  # -> torch.Tensor
         import torch
 
@@ -67,7 +80,7 @@ class TorchRuntime:
 
 
 def per_layer(kv):  # -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]
-    """Views of a cache (L, 2, 1, H, P, D): the L keys and the L values, each (1, H, P, D)."""
+    """Views of a cache (L, 2, N, H, P, D): the L keys and the L values, each (N, H, P, D)."""
     return kv[:, 0].unbind(0), kv[:, 1].unbind(0)
 
 
