@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("diffill.doctor", "what would run where, and how much memory it needs"),
     "sweep": ("diffill.evaluation.sweep.main", "model shapes under the latency budget"),
     "lsp": ("lsp_server.main", "run the language server over stdio"),
+    "serve": ("http_server.main", "serve completions over HTTP (OpenAI, Mercury, llama.cpp)"),
 }
 
 
