@@ -1,5 +1,4 @@
-"""`diffill serve`: the options, then uvicorn. SIGTERM and Ctrl-C stop taking connections and
-let the requests in flight finish (up to `graceful_shutdown_s`) before the model stops."""
+"""`diffill serve`: the options, checked into a `ServeConfig`, then http_server/runner.py."""
 
 from __future__ import annotations
 
@@ -44,25 +43,13 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
     try:
-        import uvicorn
-
-        from http_server.app import build_app
+        from http_server.runner import serve
     except ImportError as exc:
         raise InputError(f"diffill serve needs {exc.name}: pip install 'diffill[serve]'") from None
-
-    config = config_from(args)
     if not config.loopback and config.api_key is None:
         print(f"diffill serve: warning: listening on {config.host} with no key", file=sys.stderr)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(config),
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            timeout_graceful_shutdown=config.graceful_shutdown_s,
-        )
-    )
     print(f"diffill serve: http://{config.host}:{config.port}", file=sys.stderr, flush=True)
-    server.run()
+    serve(config)
     return 0
