@@ -3,7 +3,8 @@
 Every model call of every request goes to one model thread. It runs the denoising steps that
 are waiting as one batched call, each canvas against its own context cache
 (`denoise_own_caches` in engine/inference.py, the runtime's `denoise_batch`), and the
-context encodes one by one (their lengths differ; batching them is left for later).
+context encodes that are waiting as another (`encode_own_caches`: chunks right-padded to the
+longest, caches padded and masked).
 
 Requests keep running the unchanged sampler (engine/sampler.py) in their own threads: the
 runtime they are given is the batcher, which hands each call to the model thread and waits.
@@ -45,7 +46,7 @@ class StepBatcher:
         runtime: Any,
         max_batch: int = 16,
         max_wait_ms: float = 2.0,
-        on_batch: Callable[[int], None] = lambda rows: None,
+        on_batch: Callable[[str, int], None] = lambda kind, rows: None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError(f"max_batch {max_batch} must be >= 1, max_wait_ms {max_wait_ms} >= 0")
@@ -54,12 +55,12 @@ class StepBatcher:
         # A runtime without the batched graph runs one request's canvas per call.
         self.max_batch = max_batch if getattr(runtime, "batches", False) else 1
         self.max_wait_s = max_wait_ms / 1000
-        self.on_batch = on_batch  # rows of each denoise call, for metrics
+        self.on_batch = on_batch  # ("encode" or "denoise", rows) of each model call, for metrics
         self._cond = threading.Condition()
         self._pending: list[_Call] = []
         self._active = 0
         self._closed = False
-        self._stacked: tuple[tuple[np.ndarray, ...], np.ndarray] | None = None
+        self._stacked: dict[str, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}
         self._thread = threading.Thread(target=self._loop, name="diffill-model", daemon=True)
         self._thread.start()
 
@@ -102,11 +103,9 @@ class StepBatcher:
 
     def _loop(self) -> None:
         while (calls := self._take()) is not None:
-            for call in calls:
-                if call.kind == "encode":
-                    self._finish([call], lambda c=call: [self.runtime.encode(c.first, c.kv)])
-            for group in self._groups([c for c in calls if c.kind == "denoise"]):
-                self._finish(group, lambda g=group: self._denoise(g))
+            for kind, run in (("encode", self._encode), ("denoise", self._denoise)):
+                for group in self._groups([c for c in calls if c.kind == kind]):
+                    self._finish(group, lambda g=group, r=run: r(g))
 
     def _take(self) -> list[_Call] | None:
         """The calls to run next, once every session waits or the oldest waited max_wait."""
@@ -136,23 +135,40 @@ class StepBatcher:
         if group:
             yield group
 
+    def _encode(self, group: list[_Call]) -> list[np.ndarray]:
+        """Each call's cache with its chunk's K/V appended, (L, 2, 1, H, P+T, D)."""
+        self.on_batch("encode", len(group))
+        if len(group) == 1:
+            return [self.runtime.encode(group[0].first, group[0].kv)]
+        sizes = [c.first.shape[1] for c in group]
+        ids = np.zeros((len(group), max(sizes)), dtype=np.int64)  # (N, T), right-padded
+        for row, (call, size) in enumerate(zip(group, sizes, strict=True)):
+            ids[row, :size] = call.first[0]
+        lengths = np.array([c.kv.shape[4] for c in group])  # (N,)
+        new = self.runtime.encode_batch(ids, lengths, self._stack("encode", group, [1] * len(ids)))
+        return [
+            np.concatenate((c.kv, new[:, :, row : row + 1, :, :size]), axis=4)
+            for row, (c, size) in enumerate(zip(group, sizes, strict=True))
+        ]
+
     def _denoise(self, group: list[_Call]) -> list[np.ndarray]:
         rows = [len(c.first) for c in group]
-        self.on_batch(sum(rows))
+        self.on_batch("denoise", sum(rows))
         if len(group) == 1:
             return [self.runtime.denoise(group[0].first, group[0].kv)]
         lengths = np.repeat([c.kv.shape[4] for c in group], rows)  # (N,)
         canvas = np.concatenate([c.first for c in group])  # (N, C)
-        logits = self.runtime.denoise_batch(canvas, lengths, self._stack(group, rows))
+        logits = self.runtime.denoise_batch(canvas, lengths, self._stack("denoise", group, rows))
         return np.split(logits, np.cumsum(rows)[:-1])
 
-    def _stack(self, group: list[_Call], rows: list[int]) -> np.ndarray:
+    def _stack(self, kind: str, group: list[_Call], rows: list[int]) -> np.ndarray:
         """The group's caches padded to the longest, one row per canvas row: (L, 2, N, H, P,
         D). Kept while the group's caches stay the same (the steps of one block), since the
         copy costs about as much as a step."""
         caches = tuple(c.kv for c in group)
-        if self._stacked is not None and _same(self._stacked[0], caches):
-            return self._stacked[1]
+        kept = self._stacked.get(kind)
+        if kept is not None and _same(kept[0], caches) and kept[1].shape[2] == sum(rows):
+            return kept[1]
         first = caches[0]
         longest = max(kv.shape[4] for kv in caches)
         shape = (*first.shape[:2], sum(rows), first.shape[3], longest, first.shape[5])
@@ -161,7 +177,7 @@ class StepBatcher:
         for kv, n in zip(caches, rows, strict=True):
             stacked[:, :, row : row + n, :, : kv.shape[4]] = kv
             row += n
-        self._stacked = (caches, stacked)  # holding the caches keeps their ids unique
+        self._stacked[kind] = (caches, stacked)  # holding the caches keeps their ids unique
         return stacked
 
     @staticmethod

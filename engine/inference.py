@@ -7,9 +7,10 @@ Here the attention scores against the cache and against the new tokens are compu
 and joined only at the softmax, so a call costs reads of the cache, not copies of it. The
 results equal model.encode_context and model.denoise (tests/test_runtime_onnx.py).
 
-`denoise_own_caches` is the batched step of `diffill serve`: N canvases of N different
-requests, each against its own context. The caches are padded to the longest (P) and each
-row's true length masks the padding out and places its canvas's rotary positions.
+`own_caches` is the batched calls of `diffill serve`: N canvases (or context chunks) of N
+different requests, each against its own context. The
+caches are padded to the longest (P) and each row's true length masks the padding out and
+places its tokens' rotary positions.
 
 Letters: N candidates (or requests), T new tokens (context or canvas), P cached, E d_model,
 H heads, D head dim, L layers.
@@ -55,23 +56,34 @@ def denoise_shared_cache(
     return model.logits(hidden)
 
 
-def denoise_own_caches(
+def own_caches(
     model: DiffusionFIM,
-    canvas: torch.Tensor,
+    tokens: torch.Tensor,
     lengths: torch.Tensor,
     keys: Sequence[torch.Tensor],
     values: Sequence[torch.Tensor],
+    canvas: bool,
 ) -> torch.Tensor:
-    """Logits (N, C, V) for canvas ids (N, C), row n after its own cache: keys[l] and
-    values[l] are (N, H, P, D) with row n's first lengths[n] positions real, the rest padding."""
-    c = canvas.shape[1]
-    positions = lengths[:, None] + torch.arange(c, device=canvas.device)  # (N, C)
-    angles = _angles(model, positions)  # (N, C, D/2)
-    rotary = (angles.cos()[:, None], angles.sin()[:, None])  # (N, 1, C, D/2): broadcast over H
-    slots = torch.arange(keys[0].shape[2], device=canvas.device)  # (P,)
-    past_mask = (slots[None, :] < lengths[:, None])[:, None, None, :]  # (N, 1, 1, P)
-    hidden, _ = _forward(model, model.embed(canvas), keys, values, rotary, None, past_mask)
-    return model.logits(hidden)
+    """Tokens (N, T), row n after its own cache: keys[l] and values[l] are (N, H, P, D) with
+    row n's first lengths[n] positions real, the rest padding. A canvas (bidirectional) gives
+    logits (N, T, V); context (causal) gives its K/V (L, 2, N, H, T, D), where a row shorter
+    than T is right-padded (a real token never attends to the padding after it, and the
+    caller drops the padding's K/V)."""
+    t = tokens.shape[1]
+    causal = None if canvas else torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
+    rotary, past_mask = _own_rows(model, lengths, t, keys[0].shape[2])
+    hidden, new = _forward(model, model.embed(tokens), keys, values, rotary, causal, past_mask)
+    return model.logits(hidden) if canvas else torch.stack(new)
+
+
+def _own_rows(model: DiffusionFIM, lengths: torch.Tensor, new: int, past: int):
+    """Per row n: rotary (cos, sin) (N, 1, T, D/2) at positions lengths[n]..+T, and the mask
+    (N, 1, 1, P) of the real cache positions."""
+    positions = lengths[:, None] + torch.arange(new, device=lengths.device)  # (N, T)
+    angles = _angles(model, positions)  # (N, T, D/2)
+    rotary = (angles.cos()[:, None], angles.sin()[:, None])  # (N, 1, T, D/2): broadcast over H
+    slots = torch.arange(past, device=lengths.device)  # (P,)
+    return rotary, (slots[None, :] < lengths[:, None])[:, None, None, :]  # (N, 1, 1, P)
 
 
 def rotary_at(model: DiffusionFIM, start, length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,10 @@
 
 A model folder holds the graphs written by `diffill export`: `encode.onnx` (context ids and
 past K/V -> the new tokens' K/V) and `denoise.onnx` (canvas ids and K/V -> logits), both
-taking the cache per layer (engine/inference.py), and `denoise_batch.onnx` (canvases of
-different requests, each with its own padded cache; `diffill serve` batches steps with it,
-and a folder without it serves one request per model call). Their weights are not in
+taking the cache per layer (engine/inference.py), and `encode_batch.onnx` and
+`denoise_batch.onnx` (context chunks or canvases of different requests, each with its own
+padded cache; `diffill serve` batches with them, and a folder without them serves one
+request per model call). Their weights are not in
 the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
 the folder stores the weights once. A fingerprint of the shard headers, written beside the
 graphs at export (graphs.json), catches graphs left stale by new weights before ONNX Runtime
@@ -25,6 +26,7 @@ from engine.errors import ModelLoadError
 
 ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
+ENCODE_BATCH_GRAPH = "encode_batch.onnx"
 DENOISE_BATCH_GRAPH = "denoise_batch.onnx"
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
@@ -76,14 +78,9 @@ class OnnxRuntime:
         self.providers = self._denoise.get_providers()
         self._encode_inputs = graph_inputs("ids", self.config.n_layers)
         self._denoise_inputs = graph_inputs("canvas", self.config.n_layers)
-        batch = self.folder / DENOISE_BATCH_GRAPH
-        self._batch = _open_session(batch, providers, threads) if batch.exists() else None
-        self._batch_inputs = graph_inputs("canvas", self.config.n_layers, lengths=True)
-
-    @property
-    def batches(self) -> bool:
-        """Whether `denoise_batch` can run: the folder has the batched graph."""
-        return self._batch is not None
+        batched = [self.folder / name for name in (ENCODE_BATCH_GRAPH, DENOISE_BATCH_GRAPH)]
+        self.batches = all(path.exists() for path in batched)  # encode_ and denoise_batch run
+        self._batch = [_open_session(p, providers, threads) for p in batched if self.batches]
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
         past = np.ascontiguousarray(past)
@@ -94,14 +91,23 @@ class OnnxRuntime:
         kv = np.ascontiguousarray(kv)
         return self._denoise.run(None, self._feeds(self._denoise_inputs, canvas, kv))[0]
 
+    def encode_batch(self, ids: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """ids (N, T) after kv (L, 2, N, H, P, D), row n's first lengths[n] positions real
+        -> the new K/V (L, 2, N, H, T, D)."""
+        return self._run_batch(0, "ids", ids, lengths, kv)
+
     def denoise_batch(self, canvas: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
         """canvas (N, C) against kv (L, 2, N, H, P, D), row n's first lengths[n] positions
         real -> logits (N, C, V)."""
-        if self._batch is None:
-            raise ModelLoadError(f"no {DENOISE_BATCH_GRAPH} in {self.folder}; run `diffill export`")
-        feeds = self._feeds(self._batch_inputs[:1] + self._batch_inputs[2:], canvas, kv)
+        return self._run_batch(1, "canvas", canvas, lengths, kv)
+
+    def _run_batch(self, graph: int, first_name: str, first, lengths, kv) -> np.ndarray:
+        if not self.batches:
+            raise ModelLoadError(f"no batched graphs in {self.folder}; run `diffill export`")
+        names = graph_inputs(first_name, self.config.n_layers)
+        feeds = self._feeds(names, first, np.ascontiguousarray(kv))
         feeds["lengths"] = lengths.astype(np.int64, copy=False)
-        return self._batch.run(None, feeds)[0]
+        return self._batch[graph].run(None, feeds)[0]
 
     @staticmethod
     def _feeds(names: list[str], first: np.ndarray, kv: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,7 +1,8 @@
 """The completer behind the HTTP routes: loaded in the background (the server answers
 /health with 503 meanwhile), and run from a pool of request threads. The embedded model's
-runtime is wrapped in a `StepBatcher` (engine/batching.py), so the denoising steps of the
-requests in flight run as one model call; any other completer runs one request at a time."""
+runtime is wrapped in a `StepBatcher` (engine/batching.py), so the model calls of the
+requests in flight run batched, and each request thread has a completer of its own (its own
+context cache) on that one runtime; any other completer runs one request at a time."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class ModelHost:
         self.completer: Completer | None = None
         self.batcher: StepBatcher | None = None
         self._serial = threading.Lock()  # completers without a batcher: one request at a time
+        self._local = threading.local()  # each request thread's own embedded completer
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="diffill-req")
 
     def start_loading(self) -> None:
@@ -70,8 +72,13 @@ class ModelHost:
         return await loop.run_in_executor(self._pool, self._complete, completer, request)
 
     def _complete(self, completer: Completer, request: CompletionRequest) -> CompletionResult:
-        with self.batcher.session() if self.batcher else self._serial:
-            return completer.complete(request)
+        if self.batcher is None:
+            with self._serial:
+                return completer.complete(request)
+        if not hasattr(self._local, "completer"):
+            self._local.completer = completer.sibling()  # type: ignore[attr-defined]
+        with self.batcher.session():
+            return self._local.completer.complete(request)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

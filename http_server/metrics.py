@@ -41,7 +41,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, int]] = Counter()
         self.latency: dict[str, Histogram] = {}
-        self.batches = Histogram(BATCH_BUCKETS)
+        self.batches = {kind: Histogram(BATCH_BUCKETS) for kind in ("encode", "denoise")}
         self.queued = 0  # waiting for a place inside the model
         self.running = 0
 
@@ -50,9 +50,9 @@ class Metrics:
             self.requests[route, status] += 1
             self.latency.setdefault(route, Histogram(LATENCY_BUCKETS_S)).observe(seconds)
 
-    def batch(self, rows: int) -> None:
+    def batch(self, kind: str, rows: int) -> None:
         with self._lock:
-            self.batches.observe(rows)
+            self.batches[kind].observe(rows)
 
     def render(self) -> str:
         with self._lock:
@@ -69,9 +69,11 @@ class Metrics:
             for route, histogram in sorted(self.latency.items()):
                 lines += histogram.lines("diffill_request_seconds", f'route="{route}"')
             lines += [
-                "# HELP diffill_batch_rows Canvas rows in each denoising model call.",
+                "# HELP diffill_batch_rows Rows (requests' canvases or context chunks) in each "
+                "model call, by kind of call.",
                 "# TYPE diffill_batch_rows histogram",
-                *self.batches.lines("diffill_batch_rows"),
+                *self.batches["denoise"].lines("diffill_batch_rows", 'kind="denoise"'),
+                *self.batches["encode"].lines("diffill_batch_rows", 'kind="encode"'),
                 "# HELP diffill_queue_depth Requests waiting for a place in the model.",
                 "# TYPE diffill_queue_depth gauge",
                 f"diffill_queue_depth {self.queued}",

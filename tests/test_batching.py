@@ -29,18 +29,22 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_folder(tmp_path_factory)
 
 
-def run_together(folder: Path, max_batch: int) -> tuple[list[tuple[str, ...]], list[int]]:
-    """Every request at once through one batcher; their answers and each call's rows."""
+def run_together(folder: Path, max_batch: int) -> tuple[list[tuple[str, ...]], dict]:
+    """Every request at once through one batcher, each on a completer of its own as the
+    server runs them; their answers and the rows of each kind of model call."""
     completer = open_completer(folder)
-    rows: list[int] = []
-    batcher = StepBatcher(completer.runtime, max_batch, max_wait_ms=50, on_batch=rows.append)
+    rows: dict[str, list[int]] = {"encode": [], "denoise": []}
+    batcher = StepBatcher(
+        completer.runtime, max_batch, max_wait_ms=50, on_batch=lambda k, n: rows[k].append(n)
+    )
     completer.runtime = batcher
     start = threading.Barrier(len(REQUESTS))
 
     def ask(request: CompletionRequest) -> tuple[str, ...]:
+        own = completer.sibling()
         with batcher.session():
             start.wait()
-            return tuple(c.text for c in completer.complete(request).candidates)
+            return tuple(c.text for c in own.complete(request).candidates)
 
     with ThreadPoolExecutor(len(REQUESTS)) as pool:
         answers = list(pool.map(ask, REQUESTS))
@@ -57,13 +61,15 @@ def test_batched_requests_get_the_answers_they_get_alone(folder: Path) -> None:
     answers, rows = run_together(folder, max_batch=16)
     assert answers == alone(folder)
     assert answers[0] == (TRAIN_MIDDLE,)
-    assert max(rows) > 1  # steps of different requests did share model calls
+    assert max(rows["denoise"]) > 1  # steps of different requests did share model calls
+    assert max(rows["encode"]) > 1  # and so did their context encodes
 
 
 def test_max_batch_1_runs_one_request_per_call(folder: Path) -> None:
     answers, rows = run_together(folder, max_batch=1)
     assert answers == alone(folder)
-    assert set(rows) == {1, 3}  # 3: the first block of the 3-candidate request, on its own
+    assert set(rows["denoise"]) == {1, 3}  # 3: the 3-candidate request's first block, alone
+    assert set(rows["encode"]) == {1}
 
 
 def test_a_folder_without_the_batched_graph_serves_unbatched(folder: Path, tmp_path: Path) -> None:

@@ -73,5 +73,5 @@ def test_models_health_and_metrics(server: Served, folder: Path) -> None:
     text = httpx.get(server.url + "/metrics").text
     assert server.metric('diffill_requests_total{route="/v1/completions",status="200"}') >= 1
     assert 'diffill_request_seconds_bucket{route="/v1/completions",le="+Inf"}' in text
-    assert server.metric("diffill_batch_rows_count") >= 1
+    assert server.metric('diffill_batch_rows_count{kind="denoise"}') >= 1
     assert "diffill_queue_depth 0" in text.splitlines()

@@ -1,5 +1,6 @@
-"""`diffill export`: write the serving graphs, `encode.onnx`, `denoise.onnx` and
-`denoise_batch.onnx` (the step of several requests at once that `diffill serve` batches).
+"""`diffill export`: write the serving graphs, `encode.onnx`, `denoise.onnx`, and
+`encode_batch.onnx` and `denoise_batch.onnx` (calls of several requests at once, each with its
+own cache, that `diffill serve` batches).
 
 Both graphs read their weights from the model folder's safetensors shards through ONNX
 external data (offset and length of each tensor inside a shard), so the folder holds the
@@ -26,6 +27,7 @@ from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
     DENOISE_BATCH_GRAPH,
     DENOISE_GRAPH,
+    ENCODE_BATCH_GRAPH,
     ENCODE_GRAPH,
     GRAPHS_FILE,
     OnnxRuntime,
@@ -74,6 +76,11 @@ def export_graphs(folder: Path) -> list[Path]:
             torch.randint(5, config.vocab_size, (2, config.canvas_size)),
             *per_layer(past),
         ),
+        ENCODE_BATCH_GRAPH: (
+            torch.randint(5, config.vocab_size, (2, 3)),
+            torch.tensor([5, 3]),
+            *per_layer(past.expand(-1, -1, 2, -1, -1, -1).contiguous()),
+        ),
         DENOISE_BATCH_GRAPH: (
             torch.randint(5, config.vocab_size, (2, config.canvas_size)),
             torch.tensor([5, 3]),
@@ -95,7 +102,7 @@ def _graph_modules(model) -> dict:
     cache per layer; see engine/inference.py."""
     import torch
 
-    from engine.inference import denoise_own_caches, denoise_shared_cache, encode_new
+    from engine.inference import denoise_shared_cache, encode_new, own_caches
 
     class EncodeGraph(torch.nn.Module):
         first_input, output = "ids", "new_kv"
@@ -113,16 +120,22 @@ def _graph_modules(model) -> dict:
         def forward(self, canvas: torch.Tensor, keys: list, values: list) -> torch.Tensor:
             return denoise_shared_cache(self.model, canvas, keys, values)
 
-    class DenoiseBatchGraph(EncodeGraph):
-        first_input, output = "canvas", "logits"
-        lengths = True
+    class EncodeBatchGraph(EncodeGraph):
+        lengths, canvas = True, False
+
+        def forward(self, ids, lengths, keys: list, values: list) -> torch.Tensor:
+            return own_caches(self.model, ids, lengths, keys, values, self.canvas)
+
+    class DenoiseBatchGraph(EncodeBatchGraph):
+        first_input, output, canvas = "canvas", "logits", True
 
         def forward(self, canvas, lengths, keys: list, values: list) -> torch.Tensor:
-            return denoise_own_caches(self.model, canvas, lengths, keys, values)
+            return own_caches(self.model, canvas, lengths, keys, values, self.canvas)
 
     return {
         ENCODE_GRAPH: EncodeGraph(),
         DENOISE_GRAPH: DenoiseGraph(),
+        ENCODE_BATCH_GRAPH: EncodeBatchGraph(),
         DENOISE_BATCH_GRAPH: DenoiseBatchGraph(),
     }
 
@@ -136,11 +149,11 @@ def _export(module, example: tuple, path: Path) -> None:
     config = module.model.config
     past = Dim("past", max=config.max_positions)
     rows = Dim("candidates", min=1, max=MAX_CANDIDATES)
+    batched = getattr(module, "lengths", False)
     first = {
-        "ids": {1: Dim("new", min=1, max=config.max_positions)},
+        "ids": {1: Dim("new", min=1, max=config.max_positions), **({0: rows} if batched else {})},
         "canvas": {0: rows},
     }[module.first_input]
-    batched = getattr(module, "lengths", False)
     layers = ({0: rows, 2: past} if batched else {2: past},) * config.n_layers  # tuples
     shapes = {module.first_input: first, **({"lengths": {0: rows}} if batched else {})}
     shapes |= {"keys": layers, "values": layers}
@@ -247,8 +260,8 @@ def check_parity(folder: Path, seed: int = 0) -> float:
 
 
 def _batch_parity(onnx_rt: OnnxRuntime, kv: np.ndarray, canvas: np.ndarray) -> float:
-    """Max abs difference between one batched call over two requests of different context
-    lengths (the shorter padded) and each request's own unbatched call."""
+    """Max abs difference between batched calls over two requests of different context
+    lengths (the shorter cache and chunk padded) and each request's own unbatched calls."""
     short = np.ascontiguousarray(kv[:, :, :, :, :6])  # (L, 2, 1, H, 6, D)
     padded = np.zeros_like(kv)
     padded[:, :, :, :, :6] = short
@@ -256,4 +269,10 @@ def _batch_parity(onnx_rt: OnnxRuntime, kv: np.ndarray, canvas: np.ndarray) -> f
     lengths = np.array([kv.shape[4], 6])
     logits = onnx_rt.denoise_batch(canvas, lengths, batch)
     alone = [onnx_rt.denoise(canvas[i : i + 1], c)[0] for i, c in enumerate((kv, short))]
-    return float(np.abs(logits - np.stack(alone)).max())
+    error = float(np.abs(logits - np.stack(alone)).max())
+    ids = canvas[:, :5].copy()  # row 0: 5 new tokens; row 1: 3, right-padded
+    new = onnx_rt.encode_batch(ids, lengths, batch)  # (L, 2, 2, H, 5, D)
+    for row, (cache, t) in enumerate(((kv, 5), (short, 3))):
+        own = onnx_rt.encode(ids[row : row + 1, :t], cache)[:, :, :, :, cache.shape[4] :]
+        error = max(error, float(np.abs(new[:, :, row : row + 1, :, :t] - own).max()))
+    return error
