@@ -2,9 +2,12 @@
 
 Every model call of every request goes to one model thread. It runs the denoising steps that
 are waiting as one batched call, each canvas against its own context cache
-(`denoise_own_caches` in engine/inference.py, the runtime's `denoise_batch`), and the
-context encodes that are waiting as another (`encode_own_caches`: chunks right-padded to the
-longest, caches padded and masked).
+(`own_caches` in engine/inference.py, the runtime's `denoise_batch`), and the short context
+encodes that are waiting (the finished blocks appended to each request's context) as another
+(`encode_batch`: chunks right-padded to the longest, caches padded and masked). Long encodes
+(a request's context, in chunks of up to 256 tokens) run one by one: on a 2-core CPU eight of
+them batched took 1.6x as long as one after another, while eight 16-token appends batched
+took 0.46x and eight denoising steps 0.63x (`diffill bench serve` notes in BENCHMARKS.md).
 
 Requests keep running the unchanged sampler (engine/sampler.py) in their own threads: the
 runtime they are given is the batcher, which hands each call to the model thread and waits.
@@ -27,6 +30,8 @@ import numpy as np
 
 from engine.errors import DiffillError
 
+BATCHED_ENCODE_TOKENS = 32  # encodes of at most this many tokens are batched; longer run alone
+
 
 @dataclass(eq=False)
 class _Call:
@@ -44,7 +49,7 @@ class StepBatcher:
     def __init__(
         self,
         runtime: Any,
-        max_batch: int = 16,
+        max_batch: int = 8,
         max_wait_ms: float = 2.0,
         on_batch: Callable[[str, int], None] = lambda kind, rows: None,
     ) -> None:
@@ -103,9 +108,18 @@ class StepBatcher:
 
     def _loop(self) -> None:
         while (calls := self._take()) is not None:
-            for kind, run in (("encode", self._encode), ("denoise", self._denoise)):
-                for group in self._groups([c for c in calls if c.kind == kind]):
-                    self._finish(group, lambda g=group, r=run: r(g))
+            for run, group in self._plan(calls):
+                self._finish(group, lambda g=group, r=run: r(g))
+
+    def _plan(self, calls: list[_Call]) -> Iterator[tuple[Callable, list[_Call]]]:
+        """Long encodes alone, then the short ones in groups, then the denoising steps."""
+        encodes = [c for c in calls if c.kind == "encode"]
+        long = [c for c in encodes if c.first.shape[1] > BATCHED_ENCODE_TOKENS]
+        short = [c for c in encodes if c.first.shape[1] <= BATCHED_ENCODE_TOKENS]
+        yield from ((self._encode, [call]) for call in long)
+        yield from ((self._encode, group) for group in self._groups(short))
+        denoises = [c for c in calls if c.kind == "denoise"]
+        yield from ((self._denoise, group) for group in self._groups(denoises))
 
     def _take(self) -> list[_Call] | None:
         """The calls to run next, once every session waits or the oldest waited max_wait."""

@@ -2,11 +2,14 @@
 side by side in one run.
 
 Two real servers on loopback run the same model: one batches the denoising steps of the
-requests in flight (`--max-batch 16`), the other runs one request per model call
+requests in flight (`--max-batch 8`), the other runs one request per model call
 (`--max-batch 1`). A closed-loop asyncio load generator keeps C requests in flight (C = 1, 4,
 16, 64), each a held-out position (never trained on) sent to `/v1/completions`, and records
 request-to-answer latency at the client; the two servers take turns at each C, so drift in the
 machine's load falls on both. Throughput is completed requests per second of wall time.
+
+A second table prices the model calls themselves, in process: N calls one after another
+against one batched call of N rows, for each kind the batcher could batch.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from diffill.evaluation.evaluate import Example, clip, heldout_examples, load_or
 
 SECTION_START = "<!-- diffill bench serve: start -->"
 SECTION_END = "<!-- diffill bench serve: end -->"
-VARIANTS = {"batched": 16, "unbatched": 1}  # name -> --max-batch
+VARIANTS = {"batched": 8, "unbatched": 1}  # name -> --max-batch
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(asyncio.run(_level(name, url, examples, concurrency, count, args)))
                 print(_row(results[-1]), file=sys.stderr)
     command = "diffill bench serve " + " ".join(sys.argv[3:])
-    text = markdown(results, command.strip(), len(examples))
+    text = markdown(results, command.strip(), len(examples)) + call_costs(args.model)
     print(text)
     if args.out:
         write_section(args.out, text, SECTION_START, SECTION_END)
@@ -204,6 +207,45 @@ def markdown(results: list[Level], command: str, positions: int) -> str:
         f"Command: `{command}`\n\nMachine: {machine}; {positions} held-out positions, "
         "cycled\n\n" + "\n".join(lines) + "\n\n" + "\n".join(ratios) + "\n"
     )
+
+
+def call_costs(model: Path | None, rows: int = 8, past: int = 512, repeats: int = 7) -> str:
+    """Median ms of `rows` calls one after another against one batched call, after a
+    `past`-token context: a context chunk of 256 tokens, a finished 16-token block, a step."""
+    import numpy as np
+
+    from engine.loading import default_model_path
+    from engine.runtime_onnx import OnnxRuntime
+
+    runtime = OnnxRuntime(model or default_model_path())
+    c, rng = runtime.config, np.random.default_rng(0)
+    empty = np.zeros((c.n_layers, 2, 1, c.n_heads, 0, c.head_dim), np.float32)
+    kv = runtime.encode(rng.integers(5, c.vocab_size, (1, past)), empty)
+    stacked = np.ascontiguousarray(np.repeat(kv, rows, axis=2))
+    lengths = np.full(rows, past)
+    lines = [
+        f"\nModel calls, {rows} rows after a {past}-token context (median of {repeats}):\n",
+        f"| call | {rows} one after another, ms | one batched call, ms | batched / sequential |",
+        "|---|---|---|---|",
+    ]
+    for name, tokens in (("encode 256 tokens", 256), ("encode 16 tokens", 16), ("denoise", 0)):
+        width = tokens or c.canvas_size
+        ids = rng.integers(5, c.vocab_size, (rows, width))
+        run = runtime.denoise if not tokens else runtime.encode
+        batch = runtime.denoise_batch if not tokens else runtime.encode_batch
+        alone = _median(lambda f=run, x=ids: [f(x[i : i + 1], kv) for i in range(rows)], repeats)
+        together = _median(lambda f=batch, x=ids: f(x, lengths, stacked), repeats)
+        lines.append(f"| {name} | {alone:.0f} | {together:.0f} | {together / alone:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _median(work, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[repeats // 2]
 
 
 def plot(results: list[Level], path: Path) -> None:
