@@ -6,8 +6,8 @@ are waiting as one batched call, each canvas against its own context cache
 encodes that are waiting (the finished blocks appended to each request's context) as another
 (`encode_batch`: chunks right-padded to the longest, caches padded and masked). Long encodes
 (a request's context, in chunks of up to 256 tokens) run one by one: on a 2-core CPU eight of
-them batched took 1.6x as long as one after another, while eight 16-token appends batched
-took 0.46x and eight denoising steps 0.63x (`diffill bench serve` notes in BENCHMARKS.md).
+them batched took 1.83x as long as one after another, while eight 16-token appends batched
+took 0.40x and eight denoising steps 0.64x (`diffill bench serve`, BENCHMARKS.md).
 
 Requests keep running the unchanged sampler (engine/sampler.py) in their own threads: the
 runtime they are given is the batcher, which hands each call to the model thread and waits.

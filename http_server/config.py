@@ -24,8 +24,8 @@ class ServeConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     max_concurrency: int = 64  # requests inside the model at once (batched together)
     max_queue: int = 256  # requests waiting for a place; beyond that 429
-    # Rows per batched call; 1 runs no batching. 8: per row, a step cost 16 ms at 8 rows and
-    # 20 ms at 16 on a 2-core CPU (`diffill bench serve`, model calls table in BENCHMARKS.md).
+    # Rows per batched call; 1 runs no batching. 8 rather than more: the padded caches of 16
+    # rows of different lengths outgrow the CPU's caches (`diffill bench serve` prices 8).
     max_batch: int = 8
     batch_wait_ms: float = 2.0  # how long the model thread waits for stragglers
     max_tokens_cap: int = 256  # a request's max_tokens / n_predict is cut to this
