@@ -23,12 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench engine": ("diffill.evaluation.bench_engine", "engine latency, diffusion against ar"),
     "bench lsp": ("diffill.evaluation.bench_lsp", "latency through the real language server"),
     "bench family": ("diffill.evaluation.bench_family", "open-weight family latency, DualCache"),
+    "bench serve": ("diffill.evaluation.bench_serve", "diffill serve, batched against unbatched"),
     "bench train": ("diffill.evaluation.bench_train", "training tok/s against the matmul peak"),
     "ab": ("diffill.evaluation.ab", "training choices A/B'd on one token budget"),
     "ship": ("diffill.evaluation.ship", "ship the long-lived run's weights when eval says better"),
     "doctor": ("diffill.doctor", "what would run where, and how much memory it needs"),
     "sweep": ("diffill.evaluation.sweep.main", "model shapes under the latency budget"),
     "lsp": ("lsp_server.main", "run the language server over stdio"),
+    "serve": ("http_server.main", "serve completions over HTTP (OpenAI, Mercury, llama.cpp)"),
 }
 
 

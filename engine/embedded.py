@@ -79,6 +79,16 @@ class EmbeddedCompleter:
         )
         return CompletionResult(tuple(candidates.values()), timings, {"runtime": self.runtime.name})
 
+    def sibling(self) -> EmbeddedCompleter:
+        """A completer on the same runtime, tokenizer and config with a context cache of its
+        own: a server gives one to each request thread, so concurrent requests neither queue
+        on one cache's lock nor evict each other's contexts."""
+        twin = EmbeddedCompleter(
+            self.runtime, self.tokenizer, self.config, self.folder, self.max_context_tokens
+        )
+        twin.__dict__["line_break_ids"] = self.line_break_ids  # a pass over the vocabulary, once
+        return twin
+
     def prepare(self, prefix: str, suffix: str) -> None:
         if prefix or suffix:
             self._encode(self.context_ids(prefix, suffix, CompletionRequest.max_tokens))

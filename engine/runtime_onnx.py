@@ -1,8 +1,11 @@
 """The ONNX Runtime runtime: the serving path, with no torch anywhere.
 
-A model folder holds two graphs written by `diffill export`: `encode.onnx` (context ids and
+A model folder holds the graphs written by `diffill export`: `encode.onnx` (context ids and
 past K/V -> the new tokens' K/V) and `denoise.onnx` (canvas ids and K/V -> logits), both
-taking the cache per layer (engine/inference.py). Their weights are not in
+taking the cache per layer (engine/inference.py), and `encode_batch.onnx` and
+`denoise_batch.onnx` (context chunks or canvases of different requests, each with its own
+padded cache; `diffill serve` batches with them, and a folder without them serves one
+request per model call). Their weights are not in
 the graphs: each initializer is ONNX external data pointing into the safetensors shards, so
 the folder stores the weights once. A fingerprint of the shard headers, written beside the
 graphs at export (graphs.json), catches graphs left stale by new weights before ONNX Runtime
@@ -25,13 +28,18 @@ ENCODE_GRAPH = "encode.onnx"
 DENOISE_GRAPH = "denoise.onnx"
 DENOISE_INT8_GRAPH = "denoise-int8.onnx"  # uint8 MatMul weights (engine/training/quantize.py)
 INT8_WEIGHTS = "denoise-int8.safetensors"
+ENCODE_BATCH_GRAPH = "encode_batch.onnx"
+DENOISE_BATCH_GRAPH = "denoise_batch.onnx"
 GRAPHS_FILE = "graphs.json"  # {"weights_fingerprint": ...} written by `diffill export`
 
 
-def graph_inputs(first: str, layers: int) -> list[str]:
-    """A graph's inputs: ids or canvas, then each layer's keys, then its values, so the runtime
-    feeds views of the cache instead of the graph slicing (copying) it on every call."""
-    return [first, *(f"key{i}" for i in range(layers)), *(f"value{i}" for i in range(layers))]
+def graph_inputs(first: str, layers: int, lengths: bool = False) -> list[str]:
+    """A graph's inputs: ids or canvas, the batched graph's row lengths, then each layer's
+    keys, then its values, so the runtime feeds views of the cache instead of the graph
+    slicing (copying) it on every call."""
+    keys = [f"key{i}" for i in range(layers)]
+    values = [f"value{i}" for i in range(layers)]
+    return [first, *(["lengths"] if lengths else []), *keys, *values]
 
 
 def graphs_exist(folder: Path) -> bool:
@@ -89,6 +97,9 @@ class OnnxRuntime:
         self.providers = self._denoise.get_providers()
         self._encode_inputs = graph_inputs("ids", self.config.n_layers)
         self._denoise_inputs = graph_inputs("canvas", self.config.n_layers)
+        batched = [self.folder / name for name in (ENCODE_BATCH_GRAPH, DENOISE_BATCH_GRAPH)]
+        self.batches = all(path.exists() for path in batched)  # encode_ and denoise_batch run
+        self._batch = [_open_session(p, providers, threads) for p in batched if self.batches]
 
     def encode(self, ids: np.ndarray, past: np.ndarray) -> np.ndarray:
         past = np.ascontiguousarray(past)
@@ -98,6 +109,24 @@ class OnnxRuntime:
     def denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
         kv = np.ascontiguousarray(kv)
         return self._denoise.run(None, self._feeds(self._denoise_inputs, canvas, kv))[0]
+
+    def encode_batch(self, ids: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """ids (N, T) after kv (L, 2, N, H, P, D), row n's first lengths[n] positions real
+        -> the new K/V (L, 2, N, H, T, D)."""
+        return self._run_batch(0, "ids", ids, lengths, kv)
+
+    def denoise_batch(self, canvas: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """canvas (N, C) against kv (L, 2, N, H, P, D), row n's first lengths[n] positions
+        real -> logits (N, C, V)."""
+        return self._run_batch(1, "canvas", canvas, lengths, kv)
+
+    def _run_batch(self, graph: int, first_name: str, first, lengths, kv) -> np.ndarray:
+        if not self.batches:
+            raise ModelLoadError(f"no batched graphs in {self.folder}; run `diffill export`")
+        names = graph_inputs(first_name, self.config.n_layers)
+        feeds = self._feeds(names, first, np.ascontiguousarray(kv))
+        feeds["lengths"] = lengths.astype(np.int64, copy=False)
+        return self._batch[graph].run(None, feeds)[0]
 
     @staticmethod
     def _feeds(names: list[str], first: np.ndarray, kv: np.ndarray) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class TorchRuntime:
     name = "torch"
+    batches = True  # encode_batch, denoise_batch: several requests' rows in one call
 
     def __init__(self, model: DiffusionFIM, threads: int | None = 2) -> None:
         import torch
@@ -60,6 +61,23 @@ class TorchRuntime:
             logits = denoise_shared_cache(self.model, self._tensor(canvas), *cache)
         return logits.float().cpu().numpy()
 
+    def encode_batch(self, ids: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        return self._batch(ids, lengths, kv, canvas=False)
+
+    def denoise_batch(self, canvas: np.ndarray, lengths: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        return self._batch(canvas, lengths, kv, canvas=True)
+
+    def _batch(self, tokens, lengths, kv, canvas: bool) -> np.ndarray:
+        import torch
+
+        from engine.inference import own_caches
+
+        with torch.inference_mode():
+            cache = per_layer(self._tensor(kv))
+            tokens, lengths = self._tensor(tokens), self._tensor(lengths)
+            out = own_caches(self.model, tokens, lengths, *cache, canvas)
+        return out.float().cpu().numpy()
+
     def _tensor(self, array: np.ndarray):  # -> torch.Tensor
         import torch
 
@@ -67,7 +85,7 @@ class TorchRuntime:
 
 
 def per_layer(kv):  # -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]
-    """Views of a cache (L, 2, 1, H, P, D): the L keys and the L values, each (1, H, P, D)."""
+    """Views of a cache (L, 2, N, H, P, D): the L keys and the L values, each (N, H, P, D)."""
     return kv[:, 0].unbind(0), kv[:, 1].unbind(0)
 
 

@@ -1,6 +1,7 @@
 """The architecture the folders promise, checked on the source: the serving core (engine/ minus
-training/) and lsp_server/ import nothing from training or evaluation, engine/ never imports
-the server or the CLI, no module reaches into a package above it, and there is no cycle."""
+training/), lsp_server/ and http_server/ import nothing from training or evaluation, engine/
+never imports a server or the CLI, the two servers never import each other, no module reaches
+into a package above it, and there is no cycle."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("engine", "lsp_server", "diffill")
+PACKAGES = ("engine", "lsp_server", "http_server", "diffill")
 
 
 def module_files() -> dict[str, Path]:
@@ -58,7 +59,8 @@ def graph() -> dict[str, set[str]]:
 
 
 def layer(module: str) -> str:
-    for prefix in ("engine.training", "diffill.evaluation", "engine", "lsp_server", "diffill"):
+    prefixes = ("engine.training", "diffill.evaluation", "engine", "lsp_server", "http_server")
+    for prefix in (*prefixes, "diffill"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     raise AssertionError(module)
@@ -68,14 +70,23 @@ ALLOWED = {  # what each layer may import, besides itself
     "engine": {"engine"},
     "engine.training": {"engine", "engine.training"},
     "lsp_server": {"engine", "lsp_server"},
+    "http_server": {"engine", "http_server"},
     "diffill.evaluation": {
         "engine",
         "engine.training",
         "lsp_server",
+        "http_server",
         "diffill",
         "diffill.evaluation",
     },
-    "diffill": {"engine", "engine.training", "lsp_server", "diffill", "diffill.evaluation"},
+    "diffill": {
+        "engine",
+        "engine.training",
+        "lsp_server",
+        "http_server",
+        "diffill",
+        "diffill.evaluation",
+    },
 }
 
 
@@ -126,7 +137,7 @@ def test_the_server_and_serving_core_load_no_torch_training_or_evaluation() -> N
         name
         for name in module_files()
         if (layer(name) == "engine" and not name.startswith("engine.families"))
-        or layer(name) == "lsp_server"
+        or layer(name) in ("lsp_server", "http_server")
     )
     torch_by_design = {"engine.model", "engine.runtime_torch", "engine.inference"}
     imported = [n for n in core if n not in torch_by_design and not n.endswith("__main__")]

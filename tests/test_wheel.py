@@ -26,7 +26,7 @@ def test_the_package_list_names_every_package_folder() -> None:
     listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     found = {
         ".".join(path.parent.relative_to(REPO).parts)
-        for package in ("diffill", "engine", "lsp_server")
+        for package in ("diffill", "engine", "lsp_server", "http_server")
         for path in (REPO / package).rglob("__init__.py")
     }
     assert set(listed) == found | {"engine.default_model"}

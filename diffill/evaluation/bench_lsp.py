@@ -331,12 +331,14 @@ def markdown(rows: list[dict], command: str, note: str) -> str:
     return f"Command: `{command}`\n\nMachine: {machine}\n\n" + "\n".join(lines) + f"\n\n{note}\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put `text` between this benchmark's markers in `path`, keeping the rest of the file."""
+def write_section(
+    path: Path, text: str, start: str = SECTION_START, end: str = SECTION_END
+) -> None:
+    """Put `text` between a benchmark's markers in `path`, keeping the rest of the file."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    head, found, rest = old.partition(SECTION_START)
-    tail = rest.partition(SECTION_END)[2] if found else "\n"
-    path.write_text(f"{head.rstrip()}\n\n{SECTION_START}\n{text}{SECTION_END}\n{tail.lstrip()}")
+    head, found, rest = old.partition(start)
+    tail = rest.partition(end)[2] if found else "\n"
+    path.write_text(f"{head.rstrip()}\n\n{start}\n{text}{end}\n{tail.lstrip()}")
 
 
 def plot(samples: list[Sample], path: Path) -> None:

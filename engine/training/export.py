@@ -1,4 +1,6 @@
-"""`diffill export`: write the two serving graphs, `encode.onnx` and `denoise.onnx`.
+"""`diffill export`: write the serving graphs, `encode.onnx`, `denoise.onnx`, and
+`encode_batch.onnx` and `denoise_batch.onnx` (calls of several requests at once, each with its
+own cache, that `diffill serve` batches).
 
 Both graphs read their weights from the model folder's safetensors shards through ONNX
 external data (offset and length of each tensor inside a shard), so the folder holds the
@@ -23,7 +25,9 @@ from engine.checkpoint import load_weights
 from engine.embedded import MAX_CANDIDATES
 from engine.errors import ModelLoadError
 from engine.runtime_onnx import (
+    DENOISE_BATCH_GRAPH,
     DENOISE_GRAPH,
+    ENCODE_BATCH_GRAPH,
     ENCODE_GRAPH,
     GRAPHS_FILE,
     INT8_WEIGHTS,
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_graphs(folder: Path) -> list[Path]:
-    """Export both graphs into `folder`, relinked to its safetensors. Returns their paths."""
+    """Export the graphs into `folder`, relinked to its safetensors. Returns their paths."""
     import torch
 
     from engine.runtime_torch import load_model, per_layer
@@ -77,6 +81,16 @@ def export_graphs(folder: Path) -> list[Path]:
             torch.randint(5, config.vocab_size, (2, config.canvas_size)),
             *per_layer(past),
         ),
+        ENCODE_BATCH_GRAPH: (
+            torch.randint(5, config.vocab_size, (2, 3)),
+            torch.tensor([5, 3]),
+            *per_layer(past.expand(-1, -1, 2, -1, -1, -1).contiguous()),
+        ),
+        DENOISE_BATCH_GRAPH: (
+            torch.randint(5, config.vocab_size, (2, config.canvas_size)),
+            torch.tensor([5, 3]),
+            *per_layer(past.expand(-1, -1, 2, -1, -1, -1).contiguous()),
+        ),
     }
     paths = []
     for name, module in _graph_modules(model).items():
@@ -89,11 +103,11 @@ def export_graphs(folder: Path) -> list[Path]:
 
 
 def _graph_modules(model) -> dict:
-    """The two exported entry points as modules, keyed by graph file name. Both take the
+    """The exported entry points as modules, keyed by graph file name. All take the
     cache per layer; see engine/inference.py."""
     import torch
 
-    from engine.inference import denoise_shared_cache, encode_new
+    from engine.inference import denoise_shared_cache, encode_new, own_caches
 
     class EncodeGraph(torch.nn.Module):
         first_input, output = "ids", "new_kv"
@@ -111,7 +125,24 @@ def _graph_modules(model) -> dict:
         def forward(self, canvas: torch.Tensor, keys: list, values: list) -> torch.Tensor:
             return denoise_shared_cache(self.model, canvas, keys, values)
 
-    return {ENCODE_GRAPH: EncodeGraph(), DENOISE_GRAPH: DenoiseGraph()}
+    class EncodeBatchGraph(EncodeGraph):
+        lengths, canvas = True, False
+
+        def forward(self, ids, lengths, keys: list, values: list) -> torch.Tensor:
+            return own_caches(self.model, ids, lengths, keys, values, self.canvas)
+
+    class DenoiseBatchGraph(EncodeBatchGraph):
+        first_input, output, canvas = "canvas", "logits", True
+
+        def forward(self, canvas, lengths, keys: list, values: list) -> torch.Tensor:
+            return own_caches(self.model, canvas, lengths, keys, values, self.canvas)
+
+    return {
+        ENCODE_GRAPH: EncodeGraph(),
+        DENOISE_GRAPH: DenoiseGraph(),
+        ENCODE_BATCH_GRAPH: EncodeBatchGraph(),
+        DENOISE_BATCH_GRAPH: DenoiseBatchGraph(),
+    }
 
 
 def _export(module, example: tuple, path: Path) -> None:
@@ -122,11 +153,15 @@ def _export(module, example: tuple, path: Path) -> None:
 
     config = module.model.config
     past = Dim("past", max=config.max_positions)
+    rows = Dim("candidates", min=1, max=MAX_CANDIDATES)
+    batched = getattr(module, "lengths", False)
     first = {
-        "ids": {1: Dim("new", min=1, max=config.max_positions)},
-        "canvas": {0: Dim("candidates", min=1, max=MAX_CANDIDATES)},
+        "ids": {1: Dim("new", min=1, max=config.max_positions), **({0: rows} if batched else {})},
+        "canvas": {0: rows},
     }[module.first_input]
-    layers = ({2: past},) * config.n_layers  # per_layer() gives tuples
+    layers = ({0: rows, 2: past} if batched else {2: past},) * config.n_layers  # tuples
+    shapes = {module.first_input: first, **({"lengths": {0: rows}} if batched else {})}
+    shapes |= {"keys": layers, "values": layers}
     with _quiet():
         torch.onnx.export(
             module.eval(),
@@ -134,9 +169,9 @@ def _export(module, example: tuple, path: Path) -> None:
             str(path),
             dynamo=True,
             optimize=False,
-            input_names=graph_inputs(module.first_input, config.n_layers),
+            input_names=graph_inputs(module.first_input, config.n_layers, batched),
             output_names=[module.output],
-            dynamic_shapes={module.first_input: first, "keys": layers, "values": layers},
+            dynamic_shapes=shapes,
             verbose=False,
         )
 
@@ -198,6 +233,26 @@ def check_parity(folder: Path, seed: int = 0) -> float:
         logits = model.denoise(torch.from_numpy(canvas), cache).numpy()
     kv_onnx = onnx_rt.encode(ids, model.empty_cache().numpy())
     error = float(np.abs(onnx_rt.denoise(canvas, kv_onnx) - logits).max())
+    error = max(error, _batch_parity(onnx_rt, kv_onnx, canvas))
     if error > PARITY_TOLERANCE or np.abs(kv_onnx - kv_torch.numpy()).max() > PARITY_TOLERANCE:
         raise ModelLoadError(f"exported graphs disagree with torch by {error:.2e} in {folder}")
+    return error
+
+
+def _batch_parity(onnx_rt: OnnxRuntime, kv: np.ndarray, canvas: np.ndarray) -> float:
+    """Max abs difference between batched calls over two requests of different context
+    lengths (the shorter cache and chunk padded) and each request's own unbatched calls."""
+    short = np.ascontiguousarray(kv[:, :, :, :, :6])  # (L, 2, 1, H, 6, D)
+    padded = np.zeros_like(kv)
+    padded[:, :, :, :, :6] = short
+    batch = np.concatenate((kv, padded), axis=2)  # (L, 2, 2, H, P, D)
+    lengths = np.array([kv.shape[4], 6])
+    logits = onnx_rt.denoise_batch(canvas, lengths, batch)
+    alone = [onnx_rt.denoise(canvas[i : i + 1], c)[0] for i, c in enumerate((kv, short))]
+    error = float(np.abs(logits - np.stack(alone)).max())
+    ids = canvas[:, :5].copy()  # row 0: 5 new tokens; row 1: 3, right-padded
+    new = onnx_rt.encode_batch(ids, lengths, batch)  # (L, 2, 2, H, 5, D)
+    for row, (cache, t) in enumerate(((kv, 5), (short, 3))):
+        own = onnx_rt.encode(ids[row : row + 1, :t], cache)[:, :, :, :, cache.shape[4] :]
+        error = max(error, float(np.abs(new[:, :, row : row + 1, :, :t] - own).max()))
     return error
