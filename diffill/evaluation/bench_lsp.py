@@ -37,7 +37,6 @@ from pygls.lsp.client import LanguageClient
 
 from engine.checkpoint import TOKENIZER_FILE, load_config
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models"
 WORD_BREAKS = set(" (),.:=[]{}")
 SECTION_START = "<!-- diffill bench lsp: start -->"
 SECTION_END = "<!-- diffill bench lsp: end -->"
@@ -363,7 +362,7 @@ def plot(samples: list[Sample], path: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--manifest", type=Path, default=Path("data/corpus.json"))
     parser.add_argument("--files", type=int, default=6, help="held-out files to type in")
     parser.add_argument("--positions", type=int, default=6, help="positions per scenario")
@@ -380,6 +379,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tokenizers import Tokenizer
+
+    from engine.loading import default_model_path
+
+    args.model = args.model or default_model_path()
 
     tokenizer = Tokenizer.from_file(str(args.model / TOKENIZER_FILE))
 
