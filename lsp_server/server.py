@@ -16,12 +16,13 @@ import time
 import uuid
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from engine.completer import AsyncCompleter, Completer, CompletionRequest, CompletionResult
 from engine.errors import BackendError, DiffillError
-from lsp_server import code_actions, completion, convert
+from lsp_server import code_actions, completion, convert, text_sync
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
@@ -32,7 +33,13 @@ from lsp_server.prepare import Preparer
 from lsp_server.protocol import DiffillProtocol
 from lsp_server.scheduler import ModelWorker, NetworkCalls
 from lsp_server.sources import MAX_SOURCE_CHARS, Sources
-from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, BackendHealth, Stats
+from lsp_server.status import (
+    ACCEPTED_COMMAND,
+    DEBUG_DOCUMENT_REQUEST,
+    STATUS_REQUEST,
+    BackendHealth,
+    Stats,
+)
 from lsp_server.watcher import Watcher
 
 VERSION = "0.1.0"
@@ -302,6 +309,7 @@ server = DiffillServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
+    text_sync.adopt(ls.workspace)
     ls.apply_settings(params.initialization_options)
 
 
@@ -417,6 +425,15 @@ def accepted(ls: DiffillServer, *arguments: object) -> None:
 async def status(ls: DiffillServer, params: object) -> dict[str, object]:
     """Async so it runs after the requests that arrived before it have started."""
     return ls.status()
+
+
+@server.feature(DEBUG_DOCUMENT_REQUEST)
+def debug_document(ls: DiffillServer, params: object) -> dict[str, object]:
+    uri = getattr(params, "uri", None)
+    document = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    if document is None:
+        raise JsonRpcInvalidParams(f"{DEBUG_DOCUMENT_REQUEST}: no open document {uri!r:.200}")
+    return {"uri": document.uri, "version": document.version, "text": document.source}
 
 
 @server.feature(types.SHUTDOWN)

@@ -30,6 +30,11 @@
 
 The API key is never part of it: settings name only the variable that holds it.
 
+`diffill/debug/document` (request; params: {"uri": str}) returns the text the server holds
+for an open document, `{"uri": str, "version": int | null, "text": str}`, so tests and bug
+reports can compare it with the editor's; a document that is not open is an InvalidParams
+error. It tells the client only what the client sent.
+
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns
 carries it as `command`, so clients run it after inserting the item): arguments
 `[{"uri": str, "chars": int}]`, result null. It only increments the local accept count:
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from engine.completer import Timings
 
 STATUS_REQUEST = "diffill/status"
+DEBUG_DOCUMENT_REQUEST = "diffill/debug/document"
 ACCEPTED_COMMAND = "diffill.accepted"
 KEPT_LATENCIES = 20
 
