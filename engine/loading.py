@@ -39,9 +39,11 @@ def open_completer(
     device: str | None = None,
     threads: int = 2,
     max_context_tokens: int | None = None,
+    memory_budget_mb: int = 0,
 ) -> Completer:
     """The Completer for a model folder (default: `default_model_path()`); the context is
-    cut to max_context_tokens (default: all the model's positions)."""
+    cut to max_context_tokens (default: all the model's positions), and a request that would
+    need more than memory_budget_mb is refused (0: half the memory free at load time)."""
     folder = Path(path) if path else default_model_path()
     if not folder.is_dir():
         raise ModelLoadError(f"model folder {folder} does not exist")
@@ -53,7 +55,8 @@ def open_completer(
     config = load_config(folder)
     tokenizer = load_tokenizer(folder, config)
     model_runtime = open_runtime(folder, runtime, device, threads)
-    return EmbeddedCompleter(model_runtime, tokenizer, config, folder, max_context_tokens)
+    budget = memory_budget_mb * 1_000_000 or None
+    return EmbeddedCompleter(model_runtime, tokenizer, config, folder, max_context_tokens, budget)
 
 
 def _family_completer(folder: Path, device: str | None) -> Completer | None:

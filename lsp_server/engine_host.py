@@ -28,11 +28,12 @@ class EngineSource:
     runtime: str = "auto"
     backend: BackendSettings = field(default_factory=BackendSettings)
     offline: bool = True
+    memory_budget_mb: int = 0
 
     @classmethod
     def of(cls, settings: Settings) -> EngineSource:
         m = settings.model
-        return cls(m.path, m.runtime, settings.backend, settings.is_offline)
+        return cls(m.path, m.runtime, settings.backend, settings.is_offline, m.memory_budget_mb)
 
     @property
     def label(self) -> str:
@@ -41,13 +42,17 @@ class EngineSource:
         return f"model {self.path or '(embedded)'}"
 
 
-def open_model(path_setting: str, runtime: str) -> Completer:
+def open_model(source: EngineSource) -> Completer:
     """Load the completer (slow: runs on the model thread). An empty path setting means the
     engine's default: $DIFFILL_MODEL, else the embedded model in models/."""
     from engine.loading import open_completer
 
-    folder = Path(path_setting).expanduser() if path_setting else None
-    return open_completer(folder, runtime=runtime)  # type: ignore[arg-type]
+    folder = Path(source.path).expanduser() if source.path else None
+    return open_completer(
+        folder,
+        runtime=source.runtime,  # type: ignore[arg-type]
+        memory_budget_mb=source.memory_budget_mb,
+    )
 
 
 def open_backend(source: EngineSource) -> AsyncCompleter:
@@ -71,10 +76,10 @@ def open_backend(source: EngineSource) -> AsyncCompleter:
 def open_engines(source: EngineSource) -> tuple[Completer | AsyncCompleter, Completer | None]:
     """The completer for `source` and the embedded fallback when one is asked for."""
     if not source.backend.online:
-        return open_model(source.path, source.runtime), None
+        return open_model(source), None
     online = open_backend(source)
     wanted = source.backend.fallback == "embedded"
-    return online, open_model(source.path, source.runtime) if wanted else None
+    return online, open_model(source) if wanted else None
 
 
 @dataclass

@@ -22,16 +22,17 @@ from pygls.uris import to_fs_path
 
 from engine.completer import AsyncCompleter, Completer, CompletionRequest, CompletionResult
 from engine.errors import BackendError, DiffillError
-from lsp_server import code_actions, completion, convert, text_sync
+from lsp_server import code_actions, completion, convert, failures, text_sync
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
 from lsp_server.documents import checked_document, cursor_offset
 from lsp_server.engine_host import EngineHost, EngineSource, open_engines
+from lsp_server.failures import UnexpectedFailures
 from lsp_server.guard import lsp_errors
 from lsp_server.prepare import Preparer
 from lsp_server.protocol import DiffillProtocol
-from lsp_server.scheduler import ModelWorker, NetworkCalls
+from lsp_server.scheduler import IsCancelled, ModelWorker, NetworkCalls
 from lsp_server.sources import MAX_SOURCE_CHARS, Sources
 from lsp_server.status import (
     ACCEPTED_COMMAND,
@@ -56,6 +57,7 @@ class DiffillServer(LanguageServer):
         self.preparer = Preparer(self.worker, on_error=self.log)
         self.cache = CompletionCache()
         self.stats = Stats()
+        self.failures = UnexpectedFailures()
         self.planner: WindowPlanner | None = None
         self.sources = Sources()  # other files, for chunks in the context
         self.watcher: Watcher | None = None
@@ -67,6 +69,12 @@ class DiffillServer(LanguageServer):
     def log(self, message: str, error: bool = False) -> None:
         kind = types.MessageType.Error if error else types.MessageType.Log
         self.window_log_message(types.LogMessageParams(type=kind, message=f"diffill: {message}"))
+
+    def unexpected(self, exc: Exception) -> None:
+        """A bug inside the engine: its traceback in the log the first time, then a count."""
+        trace = self.failures.record(exc)
+        if trace is not None:
+            self.log(f"unexpected failure, request answered empty:\n{trace}", error=True)
 
     def warn(self, message: str) -> None:
         self.log(message)
@@ -202,9 +210,11 @@ class DiffillServer(LanguageServer):
         return result
 
     async def _on_model_thread(self, key: str, completer: Completer, request: CompletionRequest):
-        return await self.worker.run_latest(
-            key, lambda cancelled: completer.complete(request, cancelled)
-        )
+        def run(cancelled: IsCancelled) -> CompletionResult:
+            failures.inject(request.prefix)
+            return completer.complete(request, cancelled)
+
+        return await self.worker.run_latest(key, run)
 
     def _backend_failed(self, exc: BackendError, falls_back: bool) -> None:
         """One log line per new reason; a refused key is also shown to the user, once."""
@@ -292,6 +302,7 @@ class DiffillServer(LanguageServer):
             "pending": self.worker.in_flight + self.network.in_flight + self.preparer.pending,
             "tasks": len(asyncio.all_tasks()),
             "stoppedRuns": self.worker.stopped + self.network.stopped,
+            "unexpectedFailures": self.failures.count,
             "otherFiles": {"sources": self.sources.labels(), "picked": list(self.last_picked)},
             "backend": self.health.as_json(self.settings.backend.kind, self.settings.is_offline),
         }

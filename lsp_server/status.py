@@ -18,6 +18,8 @@
       "pending": int,                   # completion and pre-encoding jobs not finished yet
       "tasks": int,                     # asyncio tasks alive in the server, this one included
       "stoppedRuns": int,               # engine runs skipped or stopped between steps by a cancel
+      "unexpectedFailures": int,        # requests answered empty after a bug in the engine
+                                        # (each new one logged with its traceback)
       "otherFiles": {"sources": [str],  # files that may lend chunks, most recently changed first
                      "picked": [str]},  # "path:first-last" chunks in the last request's context
       "backend": {"kind": str,          # backend.kind: "embedded", "openai-fim", "ollama", ...

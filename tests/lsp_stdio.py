@@ -67,21 +67,21 @@ class StdioServer:
         """Send a request; `answer(id)` waits for its response."""
         id_ = next(self._ids) if id_ is None else id_
         with self._lock:
-            self._answers.setdefault(id_, queue.Queue())
+            self._answers.setdefault(_key(id_), queue.Queue())
         message = {"id": id_, "method": method}
         self.send(message if params is ... else {**message, "params": params})
         return id_
 
     def answer(self, id_: Any) -> dict:
         with self._lock:
-            box = self._answers.setdefault(id_, queue.Queue())
+            box = self._answers.setdefault(_key(id_), queue.Queue())
         try:
             found = box.get(timeout=ANSWER_WAIT_S)
         except queue.Empty:
             alive = self.process.poll() is None
             raise Unanswered(f"request {id_!r} was never answered (alive: {alive})") from None
         with self._lock:
-            del self._answers[id_]
+            del self._answers[_key(id_)]
         return found
 
     def request(self, method: str, params: Any) -> dict:
@@ -154,9 +154,14 @@ class StdioServer:
             self.notifications.put(message)
         else:
             with self._lock:
-                box = self._answers.setdefault(message.get("id"), queue.Queue())
+                box = self._answers.setdefault(_key(message.get("id")), queue.Queue())
             box.put(message)
 
     def _drain_stderr(self) -> None:
         for line in self.process.stderr:
             self.stderr.append(line)
+
+
+def _key(id_: Any) -> str:
+    """Answers by id; ids may be any JSON (a server answers an object id too)."""
+    return json.dumps(id_, sort_keys=True)
