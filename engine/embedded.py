@@ -19,6 +19,7 @@ from typing import get_args
 
 import numpy as np
 
+from engine.checkpoint import parameter_count
 from engine.completer import (
     Candidate,
     CompletionRequest,
@@ -53,6 +54,8 @@ class EmbeddedCompleter:
         self.runtime, self.tokenizer, self.config, self.folder = runtime, tokenizer, config, folder
         self.max_context_tokens = max_context_tokens or config.max_positions
         self.memory_budget_bytes = memory_budget_bytes or default_memory_budget()
+        self.parameters = parameter_count(folder) if folder else None  # read once: the files
+        # may change under a running server (a new model landing), this completer does not
         self._lock = threading.Lock()
         self._ids: list[int] = []
         shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
@@ -106,8 +109,6 @@ class EmbeddedCompleter:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def describe(self) -> dict[str, object]:
-        from engine.checkpoint import parameter_count
-
         info: dict[str, object] = {
             "name": self.folder.name if self.folder else "diffill",
             "model": str(self.folder) if self.folder else None,
@@ -116,8 +117,8 @@ class EmbeddedCompleter:
             "context_tokens": self.max_context_tokens,
             "vocab_size": self.config.vocab_size,
         }
-        if self.folder:
-            info["parameters"] = parameter_count(self.folder)
+        if self.parameters is not None:
+            info["parameters"] = self.parameters
         if hasattr(self.runtime, "providers"):
             info["providers"] = list(self.runtime.providers)
         return info

@@ -1,9 +1,10 @@
 """The completer's life cycle: loading in the background, ready, or failed with a reason.
 
-Loading happens on the model thread after `initialized`; until it finishes, automatic requests
-get an empty answer at once and invoked ones wait for it, up to the `loadWaitMs` setting.
-A failure keeps its one-line reason for `diffill/status` and the user's message, and the
-server stays up.
+The first load starts after `initialized`; until it finishes, automatic requests get an empty
+answer at once and invoked ones wait for it, up to the `loadWaitMs` setting. A failure keeps
+its one-line reason for `diffill/status` and the user's message, and the server stays up.
+A reload (the settings or the model folder changed) builds the new completer while the old
+one answers; a failed reload keeps the old one serving, with the reason in `error`.
 
 The completer is the embedded model or an online backend (engine/online/), and with
 `backend.fallback: "embedded"` the embedded model is loaded beside the online one to answer
@@ -88,17 +89,31 @@ class EngineHost:
     completer: Completer | AsyncCompleter | None = None
     fallback: Completer | None = None  # the embedded model, when an online backend fails
     error: str | None = None
-    source: EngineSource = field(default_factory=EngineSource)
+    source: EngineSource = field(default_factory=EngineSource)  # the one asked for last
+    loads: int = 0  # completers made ready, reloads included
+    load_failures: int = 0
+    said: str | None = None  # the last failure reason shown to the user
 
     def loading(self, source: EngineSource) -> None:
+        """A first load, or one after a failure: nothing answers until it ends."""
         self.state, self.completer, self.fallback = "loading", None, None
         self.error, self.source = None, source
 
     def ready(self, completer: Completer | AsyncCompleter, fallback: Completer | None) -> None:
         self.state, self.completer, self.fallback, self.error = "ready", completer, fallback, None
+        self.loads, self.said = self.loads + 1, None
 
-    def failed(self, reason: str) -> None:
-        self.state, self.completer, self.fallback, self.error = "failed", None, None, reason
+    def failed(self, reason: str) -> bool:
+        """Record a failed load; True when the reason is news to the user. With a completer
+        serving, it stays: a broken new model never replaces a working one."""
+        if self.completer is None:
+            self.state = "failed"
+            self.error = reason
+        else:
+            self.error = f"kept the previous model: {reason}"
+        news, self.said = reason != self.said, reason
+        self.load_failures += 1
+        return news
 
     def describe(self) -> dict[str, object]:
         return dict(self.completer.describe()) if self.completer is not None else {}

@@ -4,7 +4,11 @@
 
     {
       "state": "loading" | "ready" | "failed",
-      "error": str | null,              # why the model could not load, one line
+      "error": str | null,              # why the model could not load, one line; "kept the
+                                        # previous model: ..." when a reload failed
+      "loads": int,                     # models made ready, reloads included
+      "loadFailures": int,              # loads that failed (each new reason shown once)
+      "watchingModel": bool,            # the model folder is watched for new weights
       "model": {...},                   # Completer.describe(): name, runtime, sizes
       "mode": "diffusion" | "ar",
       "runtime": str,                   # the runtime setting ("auto", "onnx", "torch")
