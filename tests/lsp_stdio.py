@@ -12,7 +12,6 @@ import queue
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from lsp_harness import DIFFILL
@@ -32,14 +31,13 @@ class StdioServer:
     """One `diffill lsp` process; `request` returns the whole response message (result or
     error), `notify` sends and returns at once. Server-to-client requests are answered null."""
 
-    def __init__(self, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            DIFFILL,
+            [*DIFFILL, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
-            cwd=cwd,
         )
         self._ids = itertools.count(1)
         self._answers: dict[Any, queue.Queue] = {}
