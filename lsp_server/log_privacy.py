@@ -5,6 +5,11 @@ pygls logs whole message bodies (every didOpen carries a document, every answer 
 suggestion) at INFO and DEBUG, and whole messages in some warnings. This filter, on the one
 stderr handler `diffill lsp` sets up, passes pygls's records below WARNING only when the log
 level is DEBUG, and cuts every record's message to EXCERPT_CHARS.
+
+It also keeps routine protocol events at DEBUG: a `$/cancelRequest` that crosses its answer
+is normal (every keystroke may send one), and pygls warns about each. `diffill soak` found a
+long session filling the client's stderr pipe with them until the server blocked on a write;
+Neovim copies a server's stderr into its lsp.log, which would grow without bound.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 
 EXCERPT_CHARS = 200
+ROUTINE = ("Cancel notification for unknown message id",)  # pygls's format strings
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -24,7 +30,8 @@ class Excerpts(logging.Filter):
         self.debug = level <= logging.DEBUG
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("pygls") and record.levelno < logging.WARNING and not self.debug:
+        routine = record.levelno < logging.WARNING or str(record.msg).startswith(ROUTINE)
+        if record.name.startswith("pygls") and routine and not self.debug:
             return False
         record.msg, record.args = excerpt(record.getMessage()), None
         return True

@@ -129,8 +129,8 @@ class DiffillServer(LanguageServer):
                 self.warn(f"cannot load the {'new ' if kept else ''}model: {reason}" + KEPT * kept)
         finally:
             loaded.set()
-            self.sync_model_watch()
             self._end_progress(progress, self.engine.error or "model ready")
+        self.sync_model_watch()  # not after a cancel: a newer load, or `close`, follows
 
     def sync_model_watch(self) -> None:
         """Watch the folder of the model asked for (when it is one), for new weights."""
