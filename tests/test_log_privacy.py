@@ -4,6 +4,9 @@ events only at DEBUG (lsp_server/log_privacy.py)."""
 from __future__ import annotations
 
 import logging
+import sys
+
+from pygls.exceptions import JsonRpcRequestCancelled
 
 from lsp_server.log_privacy import EXCERPT_CHARS, Excerpts
 
@@ -31,3 +34,14 @@ def test_pygls_bodies_only_at_debug():
     sending = _record("pygls.protocol.json_rpc", logging.INFO, "Sending data: %s", "{...}")
     assert not Excerpts(logging.INFO).filter(sending)
     assert Excerpts(logging.DEBUG).filter(sending)
+
+
+def test_errors_answered_on_purpose_log_no_traceback():
+    try:
+        raise JsonRpcRequestCancelled("superseded")
+    except JsonRpcRequestCancelled:
+        answered = logging.LogRecord(
+            "pygls.protocol.json_rpc", logging.ERROR, __file__, 1, "Exception", (), sys.exc_info()
+        )
+    assert not Excerpts(logging.WARNING).filter(answered)
+    assert Excerpts(logging.DEBUG).filter(answered)

@@ -18,7 +18,7 @@ def test_a_flat_run_passes_against_minute_ten():
 
 
 def test_growth_is_named():
-    result = verdict(_run(30, rss=lambda m: 200 + 5 * m, tasks=lambda m: 3 + m // 20))
+    result = verdict(_run(30, rss=lambda m: 200 + 5 * m, tasks=lambda m: 3 + m // 12))
     assert not result["rss_flat"] and not result["no_task_growth"]
     assert result["no_thread_growth"]
 

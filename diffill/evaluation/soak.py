@@ -5,8 +5,10 @@ keystroke asks for an inline completion, a third of them are cancelled explicitl
 superseded by the next keystroke, and code actions are asked now and then. Every `--sample-s`
 seconds the server's RSS and thread count (from /proc) and its asyncio task count (from
 `diffill/status`) are recorded with the latency of the completions answered since the last
-sample. The verdict compares the end of the run with its reference point (minute 10, or half
-the run when it is shorter): RSS within 10%, no more tasks or threads, p95 latency within 50%.
+sample, and what the server wrote to stderr (kept in OUT/stderr.log). The verdict compares
+the end of the run with its reference point (minute 10, or half the run when it is
+shorter): RSS at most 10% above the reference, the median task and thread counts no higher
+than the most seen before the reference, p95 latency at most 50% above the reference's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import itertools
 import json
 import random
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +35,7 @@ P95_GROWTH = 0.50
 TYPED_SPAN = 400  # characters typed into each file before it is closed
 CANCEL_SHARE = 3  # one keystroke's request in this many is cancelled explicitly
 CODE_ACTION_EVERY = 40  # keystrokes
+COUNTS = ("tasks", "threads")
 
 
 @dataclass
@@ -131,11 +135,13 @@ def proc_status(pid: int) -> tuple[float, int]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
-async def drain_stderr(typist: Typist, stream: asyncio.StreamReader) -> None:
-    """Read the server's stderr (pygls's client opens the pipe and never reads it: a full
-    pipe would block the server) and count it."""
-    while chunk := await stream.read(65536):
-        typist.stderr_bytes += len(chunk)
+async def drain_stderr(typist: Typist, stream: asyncio.StreamReader, path: Path) -> None:
+    """Read the server's stderr into `path` (pygls's client opens the pipe and never reads
+    it: a full pipe would block the server) and count it."""
+    with path.open("wb") as log:
+        while chunk := await stream.read(65536):
+            typist.stderr_bytes += len(chunk)
+            log.write(chunk)
 
 
 async def sampler(typist: Typist, pid: int, every_s: float, out: list[Sample]) -> None:
@@ -159,7 +165,8 @@ async def soak(args: argparse.Namespace, files: list[str]) -> list[Sample]:
     typist = Typist(Session(client), random.Random(args.seed))
     samples: list[Sample] = []
     server = client._server
-    drain = asyncio.ensure_future(drain_stderr(typist, server.stderr))
+    args.out.mkdir(parents=True, exist_ok=True)
+    drain = asyncio.ensure_future(drain_stderr(typist, server.stderr, args.out / "stderr.log"))
     watch = asyncio.ensure_future(sampler(typist, server.pid, args.sample_s, samples))
     deadline = time.monotonic() + args.minutes * 60
     try:
@@ -183,6 +190,11 @@ def verdict(samples: list[Sample]) -> dict[str, object]:
     ref_s = REFERENCE_S if total >= 2 * REFERENCE_S else total / 2
     reference = min(samples, key=lambda s: abs(s.t_s - ref_s))
     tail = [s for s in samples if s.t_s >= total - ref_s and s.t_s >= reference.t_s]
+    before = [s for s in samples if s.t_s <= reference.t_s]
+    tasks, threads = (statistics.median(getattr(s, k) for s in tail) for k in ("tasks", "threads"))
+    tasks_before, threads_before = (
+        max(getattr(s, k) for s in before) for k in ("tasks", "threads")
+    )
     p95s = [s.p95_ms for s in tail if s.p95_ms is not None]
     ref_p95 = [s.p95_ms for s in samples if s.t_s <= reference.t_s and s.p95_ms is not None]
     rss_growth = max(s.rss_mb for s in tail) / reference.rss_mb - 1
@@ -193,17 +205,17 @@ def verdict(samples: list[Sample]) -> dict[str, object]:
         "rss_mb_reference": round(reference.rss_mb, 1),
         "rss_mb_tail_max": round(max(s.rss_mb for s in tail), 1),
         "rss_growth": round(rss_growth, 4),
-        "tasks_reference": reference.tasks,
-        "tasks_tail_max": max(s.tasks for s in tail),
-        "threads_reference": reference.threads,
-        "threads_tail_max": max(s.threads for s in tail),
+        "tasks_until_reference_max": tasks_before,  # in-flight requests count: a range
+        "tasks_tail_median": tasks,
+        "threads_until_reference_max": threads_before,
+        "threads_tail_median": threads,
         "p95_ms_reference": max(ref_p95) if ref_p95 else None,
         "p95_ms_tail_max": max(p95s) if p95s else None,
         "answered": sum(s.answered for s in samples),
         "stderr_kb": round(samples[-1].stderr_kb, 1),
         "rss_flat": rss_growth <= RSS_GROWTH,
-        "no_task_growth": max(s.tasks for s in tail) <= reference.tasks,
-        "no_thread_growth": max(s.threads for s in tail) <= reference.threads,
+        "no_task_growth": tasks <= tasks_before,
+        "no_thread_growth": threads <= threads_before,
         "p95_stable": p95_growth is not None and p95_growth <= P95_GROWTH,
     }
 
@@ -246,7 +258,6 @@ def run(args: argparse.Namespace) -> int:
     paths = held_out_files(args.manifest, args.files)
     files = [text for p in paths if (text := p.read_text(errors="replace")).isascii()]
     samples = asyncio.run(soak(args, files))
-    args.out.mkdir(parents=True, exist_ok=True)
     result = verdict(samples)
     (args.out / "soak.json").write_text(
         json.dumps({"verdict": result, "samples": [asdict(s) for s in samples]}, indent=1)
