@@ -30,7 +30,7 @@ test: install lint
 	$(BIN)/pytest -m "not llama_cpp"
 
 # The LSP fuzzer with a fresh seed and FUZZ_EXAMPLES examples per property (`make test` runs a
-# fixed-seed slice of 40).
+# fixed-seed slice of 100).
 FUZZ_EXAMPLES ?= 1000
 fuzz: install
 	DIFFILL_FUZZ=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_lsp_fuzz.py -q

@@ -26,7 +26,7 @@ from lsp_harness import trained_model
 from lsp_stdio import StdioServer
 
 PROFILE = os.environ.get("DIFFILL_FUZZ", "ci")
-EXAMPLES = {"ci": 40, "fuzz": int(os.environ.get("FUZZ_EXAMPLES", "1000"))}[PROFILE]
+EXAMPLES = {"ci": 100, "fuzz": int(os.environ.get("FUZZ_EXAMPLES", "1000"))}[PROFILE]
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=PROFILE == "ci",
