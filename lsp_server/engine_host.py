@@ -44,7 +44,7 @@ class EngineSource:
 
 
 def open_model(source: EngineSource) -> Completer:
-    """Load the completer (slow: runs on the model thread). An empty path setting means the
+    """Load the completer (slow: runs on a loader thread). An empty path setting means the
     engine's default: $DIFFILL_MODEL, else the embedded model in models/."""
     from engine.loading import open_completer
 
