@@ -108,11 +108,14 @@ def attach(socket: Path, process: subprocess.Popen):
     ours, not pynvim's: with `attach("child")` pynvim's event loop owned it and could close
     before the child was reaped ("Loop ... that handles pid N is closed")."""
     deadline = time.monotonic() + WAIT_S
-    while not socket.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"nvim did not listen on {socket} (exit {process.poll()})")
+    while True:  # the socket file appears a moment before nvim accepts on it
+        try:
+            return pynvim.attach("socket", path=str(socket))
+        except (FileNotFoundError, ConnectionRefusedError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = f"nvim did not listen on {socket} (exit {process.poll()})"
+                raise AssertionError(why) from None
         time.sleep(0.02)
-    return pynvim.attach("socket", path=str(socket))
 
 
 def end(process: subprocess.Popen) -> None:
