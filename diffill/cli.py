@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench family": ("diffill.evaluation.bench_family", "open-weight family latency, DualCache"),
     "bench serve": ("diffill.evaluation.bench_serve", "diffill serve, batched against unbatched"),
     "bench train": ("diffill.evaluation.bench_train", "training tok/s against the matmul peak"),
+    "soak": ("diffill.evaluation.soak", "type into the real server for a while, watch for leaks"),
     "ab": ("diffill.evaluation.ab", "training choices A/B'd on one token budget"),
     "ship": ("diffill.evaluation.ship", "ship the long-lived run's weights when eval says better"),
     "doctor": ("diffill.doctor", "what would run where, and how much memory it needs"),

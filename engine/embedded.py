@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import get_args
 
 import numpy as np
 
+from engine.checkpoint import parameter_count
 from engine.completer import (
     Candidate,
     CompletionRequest,
@@ -36,6 +38,7 @@ MAX_CANDIDATES = 64  # the denoise graph's largest batch
 CHARS_PER_TOKEN_BOUND = 16  # code averages ~3.4 chars a token: a window this wide never runs short
 ENCODE_CHUNK = 256  # context tokens per encode call: caps the attention buffers' peak memory
 SUFFIX_SHARE = 4  # the suffix keeps at least 1/SUFFIX_SHARE of the budget when both are long
+FLOAT_BYTES = 4
 
 
 class EmbeddedCompleter:
@@ -46,9 +49,13 @@ class EmbeddedCompleter:
         config: ModelConfig,
         folder: Path | None = None,
         max_context_tokens: int | None = None,
+        memory_budget_bytes: int | None = None,
     ) -> None:
         self.runtime, self.tokenizer, self.config, self.folder = runtime, tokenizer, config, folder
         self.max_context_tokens = max_context_tokens or config.max_positions
+        self.memory_budget_bytes = memory_budget_bytes or default_memory_budget()
+        self.parameters = parameter_count(folder) if folder else None  # read once: the files
+        # may change under a running server (a new model landing), this completer does not
         self._lock = threading.Lock()
         self._ids: list[int] = []
         shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
@@ -60,6 +67,7 @@ class EmbeddedCompleter:
         start = time.perf_counter()
         validate(request)
         ids = self.context_ids(request.prefix, request.suffix, request.max_tokens)
+        self.check_memory(len(ids), request.num_candidates, request.max_tokens)
         if is_cancelled():
             raise Cancelled("completion cancelled before encoding the context")
         kv, reused, encode_ms = self._encode(ids)
@@ -91,14 +99,26 @@ class EmbeddedCompleter:
 
     def prepare(self, prefix: str, suffix: str) -> None:
         if prefix or suffix:
-            self._encode(self.context_ids(prefix, suffix, CompletionRequest.max_tokens))
+            ids = self.context_ids(prefix, suffix, CompletionRequest.max_tokens)
+            self.check_memory(len(ids), 1, CompletionRequest.max_tokens)
+            self._encode(ids)
+
+    def check_memory(self, context_tokens: int, candidates: int, max_tokens: int) -> None:
+        """Refuse a request whose arrays would not fit the memory budget, before allocating
+        them: an allocation failure halfway through a run is a MemoryError, or the OOM killer."""
+        need = memory_needed(self.config, context_tokens, candidates, max_tokens)
+        if need > self.memory_budget_bytes:
+            raise InputError(
+                f"a context of {context_tokens} tokens with {candidates} candidates needs about "
+                f"{need / 1e6:.1f} MB, over the memory budget of "
+                f"{self.memory_budget_bytes / 1e6:.1f} MB (setting model.memoryBudgetMb); "
+                "lower context.budgetTokens or alternatives"
+            )
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def describe(self) -> dict[str, object]:
-        from engine.checkpoint import parameter_count
-
         info: dict[str, object] = {
             "name": self.folder.name if self.folder else "diffill",
             "model": str(self.folder) if self.folder else None,
@@ -107,8 +127,8 @@ class EmbeddedCompleter:
             "context_tokens": self.max_context_tokens,
             "vocab_size": self.config.vocab_size,
         }
-        if self.folder:
-            info["parameters"] = parameter_count(self.folder)
+        if self.parameters is not None:
+            info["parameters"] = self.parameters
         if hasattr(self.runtime, "providers"):
             info["providers"] = list(self.runtime.providers)
         return info
@@ -181,6 +201,26 @@ def common_prefix_length(old: list[int], new: list[int]) -> int:
         return 0
     differ = np.flatnonzero(np.asarray(old[:n]) != np.asarray(new[:n]))
     return int(differ[0]) if differ.size else n
+
+
+def memory_needed(
+    config: ModelConfig, context_tokens: int, candidates: int, max_tokens: int
+) -> int:
+    """Bytes of a request's largest arrays: the context K/V and each candidate's copy of it
+    with its canvas blocks appended, and the canvas logits."""
+    kv_per_position = config.n_layers * 2 * config.n_heads * config.head_dim * FLOAT_BYTES
+    canvas = config.canvas_size
+    positions = context_tokens + math.ceil(max_tokens / canvas) * canvas
+    logits = candidates * canvas * config.vocab_size * FLOAT_BYTES
+    return kv_per_position * positions * (1 + candidates) + logits
+
+
+def default_memory_budget() -> int:
+    """Half the memory free when the model loads (all of it is not ours to take)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):  # no such figure on this system: no practical limit
+        return 1 << 62
 
 
 def validate(request: CompletionRequest) -> None:

@@ -39,12 +39,13 @@ def open_completer(
     device: str | None = None,
     threads: int = 2,
     max_context_tokens: int | None = None,
+    memory_budget_mb: int = 0,
 ) -> Completer:
     """The Completer for a model folder (default: `default_model_path()`); the context is
-    cut to max_context_tokens (default: all the model's positions)."""
+    cut to max_context_tokens (default: all the model's positions), and a request that would
+    need more than memory_budget_mb is refused (0: half the memory free at load time)."""
     folder = Path(path) if path else default_model_path()
-    if not folder.is_dir():
-        raise ModelLoadError(f"model folder {folder} does not exist")
+    check_model_folder(folder)
     family = _family_completer(folder, device)
     if family is not None:
         return family
@@ -53,7 +54,30 @@ def open_completer(
     config = load_config(folder)
     tokenizer = load_tokenizer(folder, config)
     model_runtime = open_runtime(folder, runtime, device, threads)
-    return EmbeddedCompleter(model_runtime, tokenizer, config, folder, max_context_tokens)
+    budget = memory_budget_mb * 1_000_000 or None
+    return EmbeddedCompleter(model_runtime, tokenizer, config, folder, max_context_tokens, budget)
+
+
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
+
+def check_model_folder(folder: Path) -> None:
+    """A model path must name a folder with a config.json and safetensors weights. Nothing in
+    it is ever executed: weights are read with safetensors (never unpickled), settings and
+    tokenizers are JSON, serving graphs are ONNX, and Python files are never imported."""
+    if not folder.exists():
+        raise ModelLoadError(f"model folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ModelLoadError(f"model path {folder} is a file; it must name a model folder")
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} has no config.json, so it is not a model folder")
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for pattern in PICKLED for p in folder.glob(pattern))
+        found = f" (found {', '.join(pickled[:3])}: pickle, which diffill never loads)"
+        raise ModelLoadError(
+            f"{folder} has no .safetensors weights{found if pickled else ''}; "
+            "diffill reads safetensors only"
+        )
 
 
 def _family_completer(folder: Path, device: str | None) -> Completer | None:

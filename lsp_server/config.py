@@ -13,7 +13,8 @@ and its default applies, so a typo never takes the server down. The JSON shape:
       "extent": "auto",                        # auto (lsp_server/extent.py's rules), line, block
       "loadWaitMs": 10000,                     # an Invoked request waits this long for the model
       "model": {"path": "", "runtime": "auto", "mode": "diffusion",
-                "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks"},
+                "steps": 4, "threshold": 0.9, "maxTokens": 64, "length": "blocks",
+                "memoryBudgetMb": 0},                  # a request needing more is refused
       "context": {"budgetTokens": 1024, "suffixShare": 0.25, "gridLines": 32,
                   "prepareDelayMs": 30, "otherFiles": 0.25, "watchWorkspace": true},
       "offline": null,                         # null: true exactly when backend.kind is embedded
@@ -23,6 +24,8 @@ and its default applies, so a typo never takes the server down. The JSON shape:
 
 `model.path` empty means the embedded model in models/; `model.steps` 0 means the canvas size,
 and its default is the engine's DEFAULT_STEPS (engine/completer.py says how it was chosen).
+`model.memoryBudgetMb` caps what one request's arrays may take; 0 means half the memory free
+when the model loads; a request over it is refused with an error naming both figures.
 `model.length` picks how the gap's length is decided
 (engine/sampler.py); `blocks` stays the default until `diffill eval --lengths` shows
 `predicted` better on a model that has skill.
@@ -63,6 +66,7 @@ class ModelSettings:
     threshold: float = field(default=0.9, metadata=_limits(0.0, 1.0))
     max_tokens: int = field(default=64, metadata=_limits(1, 1024))
     length: str = field(default="blocks", metadata=_limits(choices=get_args(Length)))
+    memory_budget_mb: int = field(default=0, metadata=_limits(0, 1 << 30))  # 0: half the free
 
     def sampling(self) -> dict[str, Any]:
         """The CompletionRequest fields these settings decide (choices checked on load)."""

@@ -4,7 +4,9 @@ Bad input (unknown document, position past the end, oversized or binary text) be
 InvalidParams error whose message names the problem; a cancelled or superseded request
 becomes RequestCancelled (-32800); an online backend's failure, which the server has already
 reported, and any other engine failure (logged here) are answered with an empty result, so
-the server stays up.
+the server stays up. So is an unexpected exception (a bug, not a DiffillError): the server
+logs its traceback once (lsp_server/failures.py). JSON-RPC errors a handler raises on purpose
+pass through.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
 
 from engine.errors import BackendError, Cancelled, DiffillError, InputError
 
@@ -36,6 +38,11 @@ def lsp_errors(empty: Any = None) -> Callable:
                 return empty() if callable(empty) else empty  # the server logged it, once
             except DiffillError as exc:
                 ls.log(f"completion failed: {exc}", error=True)
+                return empty() if callable(empty) else empty
+            except JsonRpcException:
+                raise
+            except Exception as exc:
+                ls.unexpected(exc)
                 return empty() if callable(empty) else empty
 
         return guarded

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from engine.loading import RUNTIMES
 
@@ -19,14 +18,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="accepted for clients that always pass it; stdio is the only transport",
     )
     parser.add_argument(
-        "--log-level", default="WARNING", help="Python log level for stderr (default WARNING)"
+        "--log-level",
+        default="WARNING",
+        help="Python log level for stderr (default WARNING); document text appears only at "
+        "DEBUG, cut to a short excerpt",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="diffill lsp: %(message)s")
+    from lsp_server.log_privacy import configure as configure_logging
     from lsp_server.server import server
 
+    configure_logging(args.log_level)
     overrides = {"path": args.model, "runtime": args.runtime}
     server.overrides = {key: value for key, value in overrides.items() if value is not None}
     server.start_io()

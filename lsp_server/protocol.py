@@ -22,6 +22,8 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.workspace import TextDocument
 
+from lsp_server.text_sync import SyncedDocument
+
 SNAPSHOT_METHODS = frozenset(
     {types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION}
 )
@@ -56,7 +58,7 @@ class DiffillProtocol(LanguageServerProtocol):
         document = self._workspace.text_documents.get(uri) if self._workspace else None
         if document is None:
             return
-        self._snapshots[message.id] = TextDocument(
+        self._snapshots[message.id] = SyncedDocument(
             uri,
             document.source,
             document.version,

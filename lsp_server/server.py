@@ -16,26 +16,36 @@ import time
 import uuid
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from engine.completer import AsyncCompleter, Completer, CompletionRequest, CompletionResult
 from engine.errors import BackendError, DiffillError
-from lsp_server import code_actions, completion, convert
+from lsp_server import code_actions, completion, convert, failures, text_sync
 from lsp_server.cache import CompletionCache
 from lsp_server.config import Settings, settings_from_json
 from lsp_server.context import WindowPlanner
 from lsp_server.documents import checked_document, cursor_offset
 from lsp_server.engine_host import EngineHost, EngineSource, open_engines
+from lsp_server.failures import UnexpectedFailures
 from lsp_server.guard import lsp_errors
+from lsp_server.model_watch import ModelFolderWatcher, model_folder
 from lsp_server.prepare import Preparer
 from lsp_server.protocol import DiffillProtocol
-from lsp_server.scheduler import ModelWorker, NetworkCalls
+from lsp_server.scheduler import IsCancelled, ModelWorker, NetworkCalls
 from lsp_server.sources import MAX_SOURCE_CHARS, Sources
-from lsp_server.status import ACCEPTED_COMMAND, STATUS_REQUEST, BackendHealth, Stats
+from lsp_server.status import (
+    ACCEPTED_COMMAND,
+    DEBUG_DOCUMENT_REQUEST,
+    STATUS_REQUEST,
+    BackendHealth,
+    Stats,
+)
 from lsp_server.watcher import Watcher
 
 VERSION = "0.1.0"
+KEPT = "; the previous model keeps serving"
 
 
 class DiffillServer(LanguageServer):
@@ -49,17 +59,25 @@ class DiffillServer(LanguageServer):
         self.preparer = Preparer(self.worker, on_error=self.log)
         self.cache = CompletionCache()
         self.stats = Stats()
+        self.failures = UnexpectedFailures()
         self.planner: WindowPlanner | None = None
         self.sources = Sources()  # other files, for chunks in the context
         self.watcher: Watcher | None = None
         self.last_picked: tuple[str, ...] = ()  # other files' chunks in the last request
         self.overrides: dict[str, object] = {}  # from the command line, over client settings
+        self.model_watch: ModelFolderWatcher | None = None
         self._loading: asyncio.Task | None = None
         self._loaded = asyncio.Event()  # set when the current load ends, ready or failed
 
     def log(self, message: str, error: bool = False) -> None:
         kind = types.MessageType.Error if error else types.MessageType.Log
         self.window_log_message(types.LogMessageParams(type=kind, message=f"diffill: {message}"))
+
+    def unexpected(self, exc: Exception) -> None:
+        """A bug inside the engine: its traceback in the log the first time, then a count."""
+        trace = self.failures.record(exc)
+        if trace is not None:
+            self.log(f"unexpected failure, request answered empty:\n{trace}", error=True)
 
     def warn(self, message: str) -> None:
         self.log(message)
@@ -79,33 +97,57 @@ class DiffillServer(LanguageServer):
             self.start_loading()
 
     def start_loading(self) -> None:
-        """Load (or reload) the completer on the model thread; meanwhile automatic requests
-        answer empty and invoked ones wait (`ready_for`)."""
+        """Load the completer on a loader thread. At first, automatic requests answer empty
+        meanwhile and invoked ones wait (`ready_for`); on a reload the old completer answers
+        until the new one is ready, and the swap happens between requests (`run_engine` takes
+        the completer once per request)."""
         if self._loading is not None:
             self._loading.cancel()
-        previous, source = self.engine.completer, EngineSource.of(self.settings)
-        self.engine.loading(source)
-        self._loaded = asyncio.Event()
-        self._loading = asyncio.ensure_future(self._load(source, previous, self._loaded))
+        source = EngineSource.of(self.settings)
+        if self.engine.completer is None:
+            self.engine.loading(source)
+            self._loaded = asyncio.Event()
+        self.engine.source = source
+        self._loading = asyncio.ensure_future(self._load(source, self._loaded))
 
-    async def _load(self, source: EngineSource, previous: object, loaded: asyncio.Event) -> None:
+    async def _load(self, source: EngineSource, loaded: asyncio.Event) -> None:
         progress = await self._begin_progress(f"loading {source.label}")
         try:
-            if isinstance(previous, AsyncCompleter):
-                await previous.aclose()  # its pooled connections
-            completer, fallback = await self.worker.run(open_engines, source)
+            completer, fallback = await asyncio.to_thread(open_engines, source)
+            previous = self.engine.completer
             self.engine.ready(completer, fallback)
             self.planner = WindowPlanner(completer.count_tokens, self.sources)
             self.cache = CompletionCache()
             self.health = BackendHealth()
             self.log(f"model ready: {completer.describe()}")
+            if isinstance(previous, AsyncCompleter) and previous is not completer:
+                await previous.aclose()  # its pooled connections
         except Exception as exc:  # the boundary: any load failure is a reason, not a dead server
             reason = (str(exc) or type(exc).__name__).splitlines()[0]
-            self.engine.failed(reason)
-            self.warn(f"cannot load the model: {reason}")
+            if self.engine.failed(reason):
+                kept = self.engine.completer is not None
+                self.warn(f"cannot load the {'new ' if kept else ''}model: {reason}" + KEPT * kept)
         finally:
             loaded.set()
             self._end_progress(progress, self.engine.error or "model ready")
+        self.sync_model_watch()  # not after a cancel: a newer load, or `close`, follows
+
+    def sync_model_watch(self) -> None:
+        """Watch the folder of the model asked for (when it is one), for new weights."""
+        source = self.engine.source
+        local = not source.backend.online or source.backend.fallback == "embedded"
+        folder = model_folder(source.path) if local else None
+        if self.model_watch is not None and self.model_watch.folder != folder:
+            self.model_watch.stop()
+            self.model_watch = None
+        if self.model_watch is None and folder is not None:
+            loop = asyncio.get_running_loop()
+            self.model_watch = ModelFolderWatcher(
+                folder,
+                changed=lambda: loop.call_soon_threadsafe(self.start_loading),
+                report=lambda message: loop.call_soon_threadsafe(self.log, message, True),
+            )
+            self.model_watch.start()
 
     async def _begin_progress(self, message: str) -> str | None:
         capable = (
@@ -195,9 +237,11 @@ class DiffillServer(LanguageServer):
         return result
 
     async def _on_model_thread(self, key: str, completer: Completer, request: CompletionRequest):
-        return await self.worker.run_latest(
-            key, lambda cancelled: completer.complete(request, cancelled)
-        )
+        def run(cancelled: IsCancelled) -> CompletionResult:
+            failures.inject(request.prefix)
+            return completer.complete(request, cancelled)
+
+        return await self.worker.run_latest(key, run)
 
     def _backend_failed(self, exc: BackendError, falls_back: bool) -> None:
         """One log line per new reason; a refused key is also shown to the user, once."""
@@ -268,15 +312,19 @@ class DiffillServer(LanguageServer):
         """Stop loading, watching and the model thread: nothing may write after `exit`."""
         if self._loading is not None:
             self._loading.cancel()
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
+        for watcher in (self.watcher, self.model_watch):
+            if watcher is not None:
+                watcher.stop()
+        self.watcher = self.model_watch = None
         self.worker.close()
 
     def status(self) -> dict[str, object]:
         return {
             "state": self.engine.state,
             "error": self.engine.error,
+            "loads": self.engine.loads,
+            "loadFailures": self.engine.load_failures,
+            "watchingModel": self.model_watch is not None and self.model_watch.ready.is_set(),
             "model": self.engine.describe(),
             "mode": self.settings.model.mode,
             "runtime": self.settings.model.runtime,
@@ -285,6 +333,7 @@ class DiffillServer(LanguageServer):
             "pending": self.worker.in_flight + self.network.in_flight + self.preparer.pending,
             "tasks": len(asyncio.all_tasks()),
             "stoppedRuns": self.worker.stopped + self.network.stopped,
+            "unexpectedFailures": self.failures.count,
             "otherFiles": {"sources": self.sources.labels(), "picked": list(self.last_picked)},
             "backend": self.health.as_json(self.settings.backend.kind, self.settings.is_offline),
         }
@@ -302,6 +351,7 @@ server = DiffillServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: DiffillServer, params: types.InitializeParams) -> None:
+    text_sync.adopt(ls.workspace)
     ls.apply_settings(params.initialization_options)
 
 
@@ -417,6 +467,15 @@ def accepted(ls: DiffillServer, *arguments: object) -> None:
 async def status(ls: DiffillServer, params: object) -> dict[str, object]:
     """Async so it runs after the requests that arrived before it have started."""
     return ls.status()
+
+
+@server.feature(DEBUG_DOCUMENT_REQUEST)
+def debug_document(ls: DiffillServer, params: object) -> dict[str, object]:
+    uri = getattr(params, "uri", None)
+    document = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    if document is None:
+        raise JsonRpcInvalidParams(f"{DEBUG_DOCUMENT_REQUEST}: no open document {uri!r:.200}")
+    return {"uri": document.uri, "version": document.version, "text": document.source}
 
 
 @server.feature(types.SHUTDOWN)

@@ -123,11 +123,13 @@ class Sources:
         return [source.label for source in reversed(self._files.values())]
 
     def _label(self, key: str) -> str:
-        """The path relative to the workspace folder holding it, else the path or the URI."""
+        """The path relative to the workspace folder holding it, else the file name only:
+        labels go into `diffill/status` and the model's context (an online backend's too),
+        and a file of another workspace must not tell where that workspace is."""
         for root in self.roots:
             if key.startswith(root.rstrip(os.sep) + os.sep):
                 return os.path.relpath(key, root)
-        return key
+        return key.rstrip("/").rsplit("/", 1)[-1]
 
     def _settle(self) -> None:
         now = self._clock()

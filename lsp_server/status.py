@@ -4,7 +4,11 @@
 
     {
       "state": "loading" | "ready" | "failed",
-      "error": str | null,              # why the model could not load, one line
+      "error": str | null,              # why the model could not load, one line; "kept the
+                                        # previous model: ..." when a reload failed
+      "loads": int,                     # models made ready, reloads included
+      "loadFailures": int,              # loads that failed (each new reason shown once)
+      "watchingModel": bool,            # the model folder is watched for new weights
       "model": {...},                   # Completer.describe(): name, runtime, sizes
       "mode": "diffusion" | "ar",
       "runtime": str,                   # the runtime setting ("auto", "onnx", "onnx-int8", "torch")
@@ -18,6 +22,8 @@
       "pending": int,                   # completion and pre-encoding jobs not finished yet
       "tasks": int,                     # asyncio tasks alive in the server, this one included
       "stoppedRuns": int,               # engine runs skipped or stopped between steps by a cancel
+      "unexpectedFailures": int,        # requests answered empty after a bug in the engine
+                                        # (each new one logged with its traceback)
       "otherFiles": {"sources": [str],  # files that may lend chunks, most recently changed first
                      "picked": [str]},  # "path:first-last" chunks in the last request's context
       "backend": {"kind": str,          # backend.kind: "embedded", "openai-fim", "ollama", ...
@@ -29,6 +35,11 @@
     }
 
 The API key is never part of it: settings name only the variable that holds it.
+
+`diffill/debug/document` (request; params: {"uri": str}) returns the text the server holds
+for an open document, `{"uri": str, "version": int | null, "text": str}`, so tests and bug
+reports can compare it with the editor's; a document that is not open is an InvalidParams
+error. It tells the client only what the client sent.
 
 `diffill.accepted` (a `workspace/executeCommand` command; every item the server returns
 carries it as `command`, so clients run it after inserting the item): arguments
@@ -44,6 +55,7 @@ from dataclasses import dataclass, field
 from engine.completer import Timings
 
 STATUS_REQUEST = "diffill/status"
+DEBUG_DOCUMENT_REQUEST = "diffill/debug/document"
 ACCEPTED_COMMAND = "diffill.accepted"
 KEPT_LATENCIES = 20
 

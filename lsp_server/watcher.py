@@ -48,6 +48,24 @@ def read_source(path: str, max_bytes: int) -> str | None:
         return None
 
 
+def batches(paths: list[str], stop: threading.Event, keep, debounce_ms: int, step_ms: int = 50):
+    """watchfiles' batches of changes under `paths` until `stop`, and an empty batch every
+    WAKE_MS without changes (the first one says the watch is set up)."""
+    from watchfiles import watch
+
+    return watch(
+        *paths,
+        watch_filter=keep,
+        debounce=debounce_ms,
+        step=step_ms,
+        stop_event=stop,
+        raise_interrupt=False,
+        ignore_permission_denied=True,
+        rust_timeout=WAKE_MS,
+        yield_on_timeout=True,
+    )
+
+
 def files_under(folder: str, limit: int = MAX_NEW_FOLDER_FILES) -> list[str]:
     """Up to `limit` files in `folder` and its subfolders, ignored folders skipped."""
     found: list[str] = []
@@ -79,19 +97,10 @@ class Watcher:
             self._thread.join(STOP_TIMEOUT_S)
 
     def _run(self) -> None:
-        from watchfiles import DefaultFilter, watch
+        from watchfiles import DefaultFilter
 
         keep = DefaultFilter(ignore_dirs=IGNORED_DIRS)
-        changes = watch(
-            *self.roots,
-            watch_filter=keep,
-            debounce=DEBOUNCE_MS,
-            stop_event=self._stop,
-            raise_interrupt=False,
-            ignore_permission_denied=True,
-            rust_timeout=WAKE_MS,
-            yield_on_timeout=True,
-        )
+        changes = batches(list(self.roots), self._stop, keep, DEBOUNCE_MS)
         where, ready = ", ".join(self.roots), False
         try:
             for batch in changes:

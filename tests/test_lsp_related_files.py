@@ -38,7 +38,7 @@ CALC = (
     "        total = add(total, value)\n"
     "    print(total)\n"
 )
-RENDERED = f"# path: /w/calc.py\n{CALC}\n"
+RENDERED = f"# path: calc.py\n{CALC}\n"
 WAIT_S = 60
 
 
@@ -58,14 +58,14 @@ async def test_an_open_documents_chunk_reaches_the_models_context(client):
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     await client.text_document_inline_completion_async(inline_params(URI, position))
     with_calc = await status(client)
-    assert with_calc.otherFiles.picked == ["/w/calc.py:1-10"]
-    assert with_calc.otherFiles.sources == ["/w/a.py", "/w/calc.py"]
+    assert with_calc.otherFiles.picked == ["calc.py:1-10"]
+    assert with_calc.otherFiles.sources == ["a.py", "calc.py"]
     client.text_document_did_close(
         types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(CALC_URI))
     )
     await client.text_document_inline_completion_async(inline_params(URI, position))
     alone = await status(client)
-    assert alone.otherFiles.picked == [] and alone.otherFiles.sources == ["/w/a.py"]
+    assert alone.otherFiles.picked == [] and alone.otherFiles.sources == ["a.py"]
     grown = _tokens(RENDERED + TRAIN_PREFIX) - _tokens(TRAIN_PREFIX)
     assert with_calc.lastEngine.contextTokens == alone.lastEngine.contextTokens + grown
 
@@ -90,7 +90,7 @@ async def test_typing_keeps_the_chunk_so_the_cached_context_is_reused(client):
         await asyncio.sleep(0.01)
     await client.text_document_inline_completion_async(inline_params(URI, cursor))
     state = await status(client)
-    assert state.otherFiles.picked == ["/w/calc.py:1-10"]
+    assert state.otherFiles.picked == ["calc.py:1-10"]
     assert state.lastEngine.reusedTokens == state.lastEngine.contextTokens
     assert state.lastEngine.contextTokens > _tokens(RENDERED)
 
@@ -101,7 +101,7 @@ async def test_zero_share_leaves_other_files_out(client):
     position = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
     await client.text_document_inline_completion_async(inline_params(URI, position))
     state = await status(client)
-    assert state.otherFiles.picked == [] and "/w/calc.py" in state.otherFiles.sources
+    assert state.otherFiles.picked == [] and "calc.py" in state.otherFiles.sources
 
 
 async def _start_in(client: LanguageClient, folder: Path) -> None:

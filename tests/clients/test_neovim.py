@@ -7,6 +7,7 @@ mappings and extmarks all run for real. Every wait polls the editor state; nothi
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -102,11 +103,38 @@ def lua_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def attach(socket: Path, process: subprocess.Popen):
+    """pynvim on the socket of a Neovim this test started, once it listens. The process is
+    ours, not pynvim's: with `attach("child")` pynvim's event loop owned it and could close
+    before the child was reaped ("Loop ... that handles pid N is closed")."""
+    deadline = time.monotonic() + WAIT_S
+    while True:  # the socket file appears a moment before nvim accepts on it
+        try:
+            return pynvim.attach("socket", path=str(socket))
+        except (FileNotFoundError, ConnectionRefusedError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = f"nvim did not listen on {socket} (exit {process.poll()})"
+                raise AssertionError(why) from None
+        time.sleep(0.02)
+
+
+def end(process: subprocess.Popen) -> None:
+    try:
+        process.wait(WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def editor(server_cmd, tmp_path):
-    argv = [nvim_binary(), "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={PLUGIN}"]
-    nvim = pynvim.attach("child", argv=argv)
+    socket = tmp_path / "nvim.sock"
+    argv = [nvim_binary(), "--headless", "--clean", "-n", "--listen", str(socket)]
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL}  # no UI: mode lines
+    process = subprocess.Popen([*argv, "--cmd", f"set rtp^={PLUGIN}"], **quiet)
+    nvim = None
     try:
+        nvim = attach(socket, process)
         ed = Editor(nvim, server_cmd)
         (tmp_path / ".git").mkdir()
         sample = tmp_path / "sample.py"
@@ -114,8 +142,13 @@ def editor(server_cmd, tmp_path):
         ed.open(sample)
         yield ed
     finally:
-        nvim.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
-        nvim.close()
+        if nvim is not None:
+            nvim.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
+            nvim.command("qa!", async_=True)  # no answer to wait for: nvim exits
+            nvim.close()
+        else:
+            process.terminate()
+        end(process)
 
 
 def server_items(ed: Editor) -> list[str]:
