@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.loading import RUNTIMES
 from http_server.config import DEFAULT_PORT, MAX_BODY_BYTES, ServeConfig, api_key_from_env
 
 
@@ -16,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--host", default=d.host, help="address to listen on (default loopback only)")
     add("--port", type=int, default=DEFAULT_PORT)
     add("--model", type=Path, default=None, help="model folder (default: the embedded model)")
-    add("--runtime", choices=("auto", "onnx", "torch"), default=d.runtime)
+    add("--runtime", choices=RUNTIMES, default=d.runtime)
     add("--threads", type=int, default=d.threads, help="CPU threads for the runtime")
     add("--api-key-env", default=None, help="environment variable holding the bearer key")
     add("--max-body-bytes", type=int, default=MAX_BODY_BYTES)

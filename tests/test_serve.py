@@ -67,7 +67,7 @@ def test_infill_answers_content(server: Served) -> None:
 def test_models_health_and_metrics(server: Served, folder: Path) -> None:
     httpx.post(server.url + "/v1/completions", json=FIM, timeout=30)
     (model,) = httpx.get(server.url + "/v1/models").json()["data"]
-    assert model["id"] == folder.name and model["meta"]["runtime"] == "onnx"
+    assert model["id"] == folder.name and model["meta"]["runtime"] == "onnx-int8"
     assert model["meta"]["max_batch"] == 8  # the folder has the batched graph
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
     text = httpx.get(server.url + "/metrics").text

@@ -88,7 +88,7 @@ def test_llama_vim_request_with_the_project_model() -> None:
         answer = infill(served, body)
         (model,) = httpx.get(served.url + "/v1/models").json()["data"]
     assert isinstance(answer["content"], str) and answer["timings/prompt_n"] > 10
-    assert model["meta"]["runtime"] == "onnx" and model["meta"]["max_batch"] == 8
+    assert model["meta"]["runtime"] == "onnx-int8" and model["meta"]["max_batch"] == 8
 
 
 async def test_the_openai_fim_backend_completes_through_the_language_server(client, trained):
