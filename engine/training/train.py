@@ -373,7 +373,7 @@ def checkpoint(model, optimizer, ema, generator, loaders, settings, state, paths
     """Held-out loss (of the raw weights and of the EMA), a log line, and an atomic save."""
     device = next(model.parameters()).device.type
     state["heldout_loss"] = estimate_loss(model, loaders[1], settings, device)
-    record = {"step": state["step"], "tokens": state["tokens"], "time": round(time.time(), 1)}
+    record = {"step": state["step"], "tokens": state["tokens"], "time": round(time.time(), 3)}
     record["heldout_loss"] = state["heldout_loss"]
     if ema is not None:
         state["heldout_loss_ema"] = estimate_loss(ema, loaders[1], settings, device)
@@ -416,7 +416,7 @@ def loop(model, optimizer, ema, loaders, settings: TrainConfig, state: dict, pat
             window["tokens"] += ids.numel()
             if state["step"] % settings.log_every == 0:
                 counters = {k: state[k] for k in ("step", "tokens", "elapsed_s")}
-                timing = {"time": round(time.time(), 1), **throughput(window)}
+                timing = {"time": round(time.time(), 3), **throughput(window)}
                 log(paths["run_dir"], {**counters, **record, **timing})
                 window = fresh_window()
             due = time.monotonic() - last_save >= 60 * settings.save_minutes > 0
