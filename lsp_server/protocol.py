@@ -1,4 +1,4 @@
-"""pygls's protocol with two fixes for a completion server.
+"""pygls's protocol with three fixes for a completion server.
 
 - A request whose params do not fit the method's type gets an InvalidParams (-32602) error
   naming the bad fields. Stock pygls raises while decoding such a message, before it knows
@@ -7,11 +7,16 @@
   starts only after the reader has handled the messages already buffered behind it, so it
   could otherwise read a newer text than the client's position refers to. Arrival snapshots
   cost nothing: the text is an immutable string.
+- A handled notification lets go of its future. pygls 2.1 files the future of a notification
+  whose handler is a generator (its own didOpen, didChange and didClose) under a fresh id in
+  the table of requests in flight, and only answering a request takes an entry out: about
+  1 KB stayed behind for every keystroke, found by `diffill soak` with tracemalloc.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +72,18 @@ class DiffillProtocol(LanguageServerProtocol):
         )
         while len(self._snapshots) > MAX_SNAPSHOTS:
             self._snapshots.popitem(last=False)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests and notifications whose handlers have not finished."""
+        return len(self._request_futures)
+
+    def _check_handler_result(self, future: Future[Any]) -> None:
+        filed = list(self._request_futures.items())
+        stale = next((msg_id for msg_id, pending in filed if pending is future), None)
+        if stale is not None:
+            self._request_futures.pop(stale, None)
+        super()._check_handler_result(future)
 
     def structure_message(self, data: dict[str, Any]):
         try:

@@ -332,6 +332,7 @@ class DiffillServer(LanguageServer):
             **self.stats.as_json(),
             "pending": self.worker.in_flight + self.network.in_flight + self.preparer.pending,
             "tasks": len(asyncio.all_tasks()),
+            "handling": self.protocol.in_flight,
             "stoppedRuns": self.worker.stopped + self.network.stopped,
             "unexpectedFailures": self.failures.count,
             "otherFiles": {"sources": self.sources.labels(), "picked": list(self.last_picked)},

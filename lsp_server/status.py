@@ -21,6 +21,8 @@
       "accepted": int,                  # suggestions the user accepted (diffill.accepted)
       "pending": int,                   # completion and pre-encoding jobs not finished yet
       "tasks": int,                     # asyncio tasks alive in the server, this one included
+      "handling": int,                  # messages whose handlers have not finished; a number
+                                        # that grows while typing is a leak
       "stoppedRuns": int,               # engine runs skipped or stopped between steps by a cancel
       "unexpectedFailures": int,        # requests answered empty after a bug in the engine
                                         # (each new one logged with its traceback)

@@ -45,3 +45,17 @@ async def test_a_request_before_the_debounce_ends_encodes_itself(client):
     state = await status(client)
     assert state.lastEngine.reusedTokens < state.lastEngine.contextTokens
     assert state.pending == 0  # the request dropped the pending pre-encoding
+
+
+async def test_handled_notifications_leave_nothing_in_flight(client):
+    """pygls kept a future for every didChange it handled (a leak of ~1 KB a keystroke)."""
+    await start(client, trained_model())
+    cursor = open_doc(client, TRAIN_PREFIX + "║" + TRAIN_SUFFIX)
+    for version in range(2, 202):
+        cursor = _type(client, cursor, "x", version)
+    while (await status(client)).pending:
+        await asyncio.sleep(0.01)
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(URI))
+    )
+    assert (await status(client)).handling <= 1  # at most the status request itself

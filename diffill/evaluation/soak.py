@@ -35,7 +35,7 @@ P95_GROWTH = 0.50
 TYPED_SPAN = 400  # characters typed into each file before it is closed
 CANCEL_SHARE = 3  # one keystroke's request in this many is cancelled explicitly
 CODE_ACTION_EVERY = 40  # keystrokes
-COUNTS = ("tasks", "threads")
+COUNTS = ("tasks", "threads", "handling")  # must not grow past what was seen before minute 10
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Sample:
     rss_mb: float
     threads: int
     tasks: int
+    handling: int  # messages the server has not finished handling (`diffill/status`)
     answered: int
     stderr_kb: float  # what the server wrote to stderr so far: a log that grows is a leak too
     p50_ms: float | None
@@ -152,11 +153,13 @@ async def sampler(typist: Typist, pid: int, every_s: float, out: list[Sample]) -
         window = typist.latencies[seen:]
         seen = len(typist.latencies)
         p50, p95 = (percentile(window, s) if window else None for s in (0.5, 0.95))
-        tasks = status["tasks"] if isinstance(status, dict) else status.tasks
-        log_kb = typist.stderr_bytes / 1024
-        out.append(
-            Sample(time.monotonic() - started, rss, threads, tasks, len(window), log_kb, p50, p95)
+        tasks, handling = (
+            status[k] if isinstance(status, dict) else getattr(status, k)
+            for k in ("tasks", "handling")
         )
+        log_kb = typist.stderr_bytes / 1024
+        elapsed = time.monotonic() - started
+        out.append(Sample(elapsed, rss, threads, tasks, handling, len(window), log_kb, p50, p95))
         await asyncio.sleep(every_s)
 
 
@@ -191,10 +194,8 @@ def verdict(samples: list[Sample]) -> dict[str, object]:
     reference = min(samples, key=lambda s: abs(s.t_s - ref_s))
     tail = [s for s in samples if s.t_s >= total - ref_s and s.t_s >= reference.t_s]
     before = [s for s in samples if s.t_s <= reference.t_s]
-    tasks, threads = (statistics.median(getattr(s, k) for s in tail) for k in ("tasks", "threads"))
-    tasks_before, threads_before = (
-        max(getattr(s, k) for s in before) for k in ("tasks", "threads")
-    )
+    before_max = {k: max(getattr(s, k) for s in before) for k in COUNTS}
+    tail_median = {k: statistics.median(getattr(s, k) for s in tail) for k in COUNTS}
     p95s = [s.p95_ms for s in tail if s.p95_ms is not None]
     ref_p95 = [s.p95_ms for s in samples if s.t_s <= reference.t_s and s.p95_ms is not None]
     rss_growth = max(s.rss_mb for s in tail) / reference.rss_mb - 1
@@ -205,17 +206,16 @@ def verdict(samples: list[Sample]) -> dict[str, object]:
         "rss_mb_reference": round(reference.rss_mb, 1),
         "rss_mb_tail_max": round(max(s.rss_mb for s in tail), 1),
         "rss_growth": round(rss_growth, 4),
-        "tasks_until_reference_max": tasks_before,  # in-flight requests count: a range
-        "tasks_tail_median": tasks,
-        "threads_until_reference_max": threads_before,
-        "threads_tail_median": threads,
+        # in-flight requests count in tasks and handling: a range, so the tail's median
+        # is held to the most seen before the reference
+        **{f"{k}_until_reference_max": before_max[k] for k in COUNTS},
+        **{f"{k}_tail_median": tail_median[k] for k in COUNTS},
         "p95_ms_reference": max(ref_p95) if ref_p95 else None,
         "p95_ms_tail_max": max(p95s) if p95s else None,
         "answered": sum(s.answered for s in samples),
         "stderr_kb": round(samples[-1].stderr_kb, 1),
         "rss_flat": rss_growth <= RSS_GROWTH,
-        "no_task_growth": tasks <= tasks_before,
-        "no_thread_growth": threads <= threads_before,
+        **{f"no_{k}_growth": tail_median[k] <= before_max[k] for k in COUNTS},
         "p95_stable": p95_growth is not None and p95_growth <= P95_GROWTH,
     }
 
@@ -231,6 +231,7 @@ def plot(samples: list[Sample], path: Path) -> None:
         ("RSS, MB", [s.rss_mb for s in samples]),
         ("asyncio tasks", [s.tasks for s in samples]),
         ("threads", [s.threads for s in samples]),
+        ("messages in flight", [s.handling for s in samples]),
         ("p95 latency, ms", [s.p95_ms for s in samples]),
     ]
     fig, axes = plt.subplots(len(series), 1, figsize=(7, 8), sharex=True)
@@ -265,5 +266,5 @@ def run(args: argparse.Namespace) -> int:
     plot(samples, args.out / "soak.png")
     print(json.dumps(result, indent=1))
     print(f"samples and plot in {args.out}", file=sys.stderr)
-    flags = ("rss_flat", "no_task_growth", "no_thread_growth", "p95_stable")
+    flags = ("rss_flat", *(f"no_{k}_growth" for k in COUNTS), "p95_stable")
     return 0 if all(result[flag] for flag in flags) else 1
