@@ -4,7 +4,7 @@
 // three commands and the status bar. A server that stops is restarted as recovery.ts says.
 import * as vscode from "vscode";
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from "vscode-languageclient/node";
-import { Recovery } from "./recovery";
+import { DiffillClient, Recovery } from "./recovery";
 import { StatusBar } from "./statusBar";
 
 let client: LanguageClient | undefined;
@@ -28,8 +28,6 @@ function createClient(statusBar: StatusBar, recovery: Recovery): LanguageClient 
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
     initializationOptions: settings(),
     synchronize: { configurationSection: "diffill" },
-    errorHandler: recovery.errorHandler(),
-    stdioOptions: recovery.stdioOptions(),
     middleware: {
       // Refresh the latency shown in the status bar once each completion is answered.
       provideInlineCompletionItems: async (document, position, context, token, next) => {
@@ -39,7 +37,7 @@ function createClient(statusBar: StatusBar, recovery: Recovery): LanguageClient 
       },
     },
   };
-  const created = new LanguageClient("diffill", "diffill", server, options);
+  const created = new DiffillClient(server, options, recovery);
   created.onDidChangeState(({ newState }) => {
     if (newState === State.Starting) statusBar.starting();
     if (newState === State.Running) statusBar.refreshSoon();
@@ -55,7 +53,7 @@ async function toggle(): Promise<void> {
 /** (Re)start the server with the current diffill.server.* settings and the whole restart budget. */
 async function start(statusBar: StatusBar, recovery: Recovery): Promise<void> {
   await client?.stop().catch(() => undefined);
-  recovery.budget.reset();
+  recovery.reset();
   client = createClient(statusBar, recovery);
   await client.start().then(() => statusBar.refreshSoon(), (error) => statusBar.failed(String(error)));
 }

@@ -103,7 +103,9 @@ export class StatusBar implements vscode.Disposable {
     this.item.tooltip = describe(status, this.restarts());
     const state = status.enabled === false ? "disabled" : status.state;
     const why = status.error ? `: ${status.error}` : "";
-    this.item.accessibilityInformation = { label: `diffill ${state}${why}` };
+    const restarts = this.restarts();
+    const restarted = restarts > 0 ? `, restarted ${restarts}` : "";
+    this.item.accessibilityInformation = { label: `diffill ${state}${why}${restarted}` };
   }
 
   dispose(): void {
