@@ -49,6 +49,10 @@ end
 --- Stop the diffill servers and start new ones for every matching buffer, with the whole
 --- restart budget (also after the plugin gave up on a server that kept stopping).
 function M.restart()
+  if M.config == nil then
+    vim.notify("diffill: call require('diffill').setup() first", vim.log.levels.WARN)
+    return
+  end
   for _, name in ipairs({ "diffill", PLACEHOLDER }) do
     for _, client in ipairs(vim.lsp.get_clients({ name = name })) do
       compat.call(client, "stop")
