@@ -6,7 +6,9 @@ mappings and extmarks all run for real. Every wait polls the editor state; nothi
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -35,9 +37,9 @@ def nvim_binary() -> str:
 class Editor:
     """A child Neovim with the plugin set up, and polling helpers."""
 
-    def __init__(self, nvim, server_cmd: list[str]) -> None:
+    def __init__(self, nvim, options: dict) -> None:
         self.nvim = nvim
-        nvim.exec_lua("require('diffill').setup({cmd = ...})", server_cmd)
+        nvim.exec_lua("require('diffill').setup(...)", options)
 
     def lua(self, code: str, *args):
         return self.nvim.exec_lua(code, *args)
@@ -56,6 +58,10 @@ class Editor:
 
     def open(self, path: Path) -> None:
         self.nvim.command(f"edit {path}")
+        self.ready()
+
+    def ready(self) -> None:
+        """Wait for a diffill client on this buffer, initialized, with its model loaded."""
         self.wait_for(
             "require('diffill').client() ~= nil and require('diffill').client().initialized",
             "the diffill client to initialize",
@@ -127,28 +133,33 @@ def end(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def editor(server_cmd, tmp_path):
+def nvim(tmp_path):
+    """A headless Neovim with the plugin on its runtimepath (not set up yet)."""
     socket = tmp_path / "nvim.sock"
     argv = [nvim_binary(), "--headless", "--clean", "-n", "--listen", str(socket)]
     quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL}  # no UI: mode lines
     process = subprocess.Popen([*argv, "--cmd", f"set rtp^={PLUGIN}"], **quiet)
-    nvim = None
+    session = None
     try:
-        nvim = attach(socket, process)
-        ed = Editor(nvim, server_cmd)
+        session = attach(socket, process)
         (tmp_path / ".git").mkdir()
-        sample = tmp_path / "sample.py"
-        sample.write_text(SAMPLE)
-        ed.open(sample)
-        yield ed
+        (tmp_path / "sample.py").write_text(SAMPLE)
+        yield session
     finally:
-        if nvim is not None:
-            nvim.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
-            nvim.command("qa!", async_=True)  # no answer to wait for: nvim exits
-            nvim.close()
+        if session is not None:
+            session.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
+            session.command("qa!", async_=True)  # no answer to wait for: nvim exits
+            session.close()
         else:
             process.terminate()
         end(process)
+
+
+@pytest.fixture
+def editor(nvim, server_cmd, tmp_path):
+    ed = Editor(nvim, {"cmd": server_cmd})
+    ed.open(tmp_path / "sample.py")
+    return ed
 
 
 def server_items(ed: Editor) -> list[str]:
@@ -333,13 +344,97 @@ def test_checkhealth_names_a_missing_model_folder(editor, tmp_path):
 def test_config_issues_name_the_bad_option(editor):
     issues = editor.lua(
         "local _, issues = require('diffill.config').resolve({cmd = {}, colour = 'red',"
-        " keymaps = {acept = '<Tab>'}, debounce_ms = -1}) return issues"
+        " keymaps = {acept = '<Tab>'}, debounce_ms = -1, max_restarts = -1}) return issues"
     )
     assert any(i.startswith("colour: unknown option") for i in issues)
     assert any(i.startswith("keymaps.acept: unknown key") for i in issues)
     assert any(i.startswith("debounce_ms: expected >= 0") for i in issues)
+    assert any(i.startswith("max_restarts: expected >= 0") for i in issues)
     merged = editor.lua(
         "return require('diffill.config').resolve({cmd = {'x', 'lsp'}, keymaps = {accept = ''}})"
     )
     assert merged["cmd"] == ["x", "lsp"] and merged["keymaps"]["accept"] == ""
     assert merged["keymaps"]["dismiss"] == "<C-]>"
+
+
+def server_pids(ed: Editor) -> list[int]:
+    """The diffill servers this Neovim started: its child processes running `... lsp`."""
+    nvim_pid = ed.lua("return vim.fn.getpid()")
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue  # the process ended while it was read
+        if parent == nvim_pid and b"lsp" in argv:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+NEW_SERVER = "require('diffill').crash == nil and #vim.lsp.get_clients({ name = 'diffill' }) == 1"
+USED = "require('diffill').budget:used(vim.uv.now() / 1000)"
+
+
+def server_text(ed: Editor) -> str:
+    """The text the server holds for the current buffer (diffill/debug/document)."""
+    return ed.lua("""
+      local buf = vim.api.nvim_get_current_buf() -- a number: 0.11 flushes didChange for it
+      local params = { uri = vim.uri_from_bufnr(buf) }
+      local c = require('diffill').client()
+      return c:request_sync('diffill/debug/document', params, 5000, buf).result.text""")
+
+
+def buffer_text(ed: Editor) -> str:
+    eol = "\n" if ed.lua("return vim.bo.eol") else ""  # Neovim sends the last line break if set
+    return "\n".join(ed.lines()) + eol
+
+
+def test_a_killed_server_is_restarted_and_gets_the_edits(editor):
+    [killed] = server_pids(editor)
+    os.kill(killed, signal.SIGKILL)
+    editor.type_at_end("r")  # at once: before or after the plugin sees the server stop
+    editor.wait_for(f"{NEW_SERVER} and {USED} == 1", "the plugin to start a new server")
+    editor.ready()
+    [restarted] = server_pids(editor)
+    assert restarted != killed
+    editor.nvim.input("et")
+    editor.wait_for("vim.api.nvim_get_current_line():sub(-3) == 'ret'", "the typed text")
+    assert server_text(editor) == buffer_text(editor)
+    ghost = editor.ghost()  # answered by the new server
+    assert ghost.strip() and any(item.endswith(ghost) for item in server_items(editor))
+
+
+def messages(ed: Editor) -> str:
+    return ed.lua("return vim.api.nvim_exec2('messages', { output = true }).output")
+
+
+def test_a_server_that_dies_at_start_up_is_restarted_a_bounded_number_of_times(
+    nvim, server_cmd, tmp_path
+):
+    max_restarts = 2
+    failing = [*server_cmd, "--no-such-option"]  # argparse exits with code 2 at start-up
+    ed = Editor(nvim, {"cmd": failing, "max_restarts": max_restarts})
+    ed.nvim.command(f"edit {tmp_path / 'sample.py'}")
+    quits = "Client diffill quit with exit code 2"  # Neovim's own warning, one per process
+    given_up = "diffill: the server stopped 3 times within 3 minutes (last: exit code 2)"
+    ed.wait_for(
+        f"(function() local m = {MESSAGES} return select(2, m:gsub({lua_str(quits)}, '')) == 3"
+        f" and m:find({lua_str(given_up)}, 1, true) ~= nil end)()",
+        "the plugin to give up",
+    )
+    assert ed.lua(f"return {USED}") == max_restarts
+    assert ed.lua("return #vim.lsp.get_clients({ name = 'diffill' })") == 0
+    assert messages(ed).count(given_up) == 1
+
+    ed.type_at_end("r")  # edited while no server runs
+    ed.lua("require('diffill').config.cmd = ...", server_cmd)
+    ed.nvim.command("DiffillRestart")
+    ed.ready()  # started again, with the whole budget
+    assert ed.lua(f"return {USED}") == 0
+    ed.nvim.input("et")
+    ed.wait_for("vim.api.nvim_get_current_line():sub(-3) == 'ret'", "the typed text")
+    assert server_text(ed) == buffer_text(ed)
+
+
+MESSAGES = "vim.api.nvim_exec2('messages', { output = true }).output"

@@ -1,7 +1,8 @@
 """The VS Code extension's build, lint and Node protocol test, run when node and npm exist.
 
-`npm test` compiles the TypeScript and runs test/protocol.test.ts, which drives the real
-`diffill lsp` with vscode-languageserver-protocol (the library inside vscode-languageclient).
+`npm test` compiles the TypeScript and runs test/restarts.test.ts (the restart budget) and
+test/protocol.test.ts, which drives the real `diffill lsp` with vscode-languageserver-protocol
+(the library inside vscode-languageclient).
 """
 
 from __future__ import annotations
@@ -62,4 +63,4 @@ def test_protocol_against_the_real_server(node_modules, server_cmd):
     env = {**os.environ, "DIFFILL_SERVER": server_cmd[0]}
     run = npm("test", env=env)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert "# pass 2" in run.stdout and "# fail 0" in run.stdout
+    assert "# pass 7" in run.stdout and "# fail 0" in run.stdout  # 2 protocol, 5 restart budget

@@ -4,9 +4,12 @@ if vim.g.loaded_diffill then
 end
 vim.g.loaded_diffill = true
 
-vim.api.nvim_create_user_command("DiffillStatus", function()
-  require("diffill").status()
-end, { desc = "diffill: model, mode, last latency (diffill/status)" })
-vim.api.nvim_create_user_command("DiffillToggle", function()
-  require("diffill").toggle()
-end, { desc = "diffill: turn suggestions off or on" })
+local commands = {
+  DiffillStatus = { "status", "model, mode, last latency (diffill/status)" },
+  DiffillToggle = { "toggle", "turn suggestions off or on" },
+  DiffillRestart = { "restart", "restart the server, with the whole restart budget" },
+}
+for name, spec in pairs(commands) do
+  local run = function() require("diffill")[spec[1]]() end
+  vim.api.nvim_create_user_command(name, run, { desc = "diffill: " .. spec[2] })
+end

@@ -19,8 +19,8 @@ export function lastLatency(status: Status): number | undefined {
   return last.length > 0 ? last[last.length - 1] : undefined;
 }
 
-/** One line for people: state, model, mode, latencies and accepted count. */
-export function describe(status: Status): string {
+/** One line for people: state, model, mode, latencies, accepted count, automatic restarts. */
+export function describe(status: Status, restarts = 0): string {
   const model = typeof status.model === "object" ? (status.model?.name ?? status.model?.model) : status.model;
   const ms = (value: number | null | undefined) => (value == null ? "-" : `${value.toFixed(1)} ms`);
   const parts = [
@@ -30,6 +30,7 @@ export function describe(status: Status): string {
     `last ${ms(lastLatency(status))}`,
     `p50 ${ms(status.latencyMs?.p50)}`,
     `accepted ${status.accepted ?? 0}`,
+    ...(restarts > 0 ? [`restarted ${restarts}`] : []),
   ];
   return status.error ? `${parts.join(", ")}; error: ${status.error}` : parts.join(", ");
 }
@@ -38,7 +39,10 @@ export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
   private pending: NodeJS.Timeout | undefined;
 
-  constructor(private readonly client: () => LanguageClient | undefined) {
+  constructor(
+    private readonly client: () => LanguageClient | undefined,
+    private readonly restarts: () => number, // automatic restarts in the current window
+  ) {
     this.item.command = "diffill.showStatus";
     this.item.text = "$(loading~spin) diffill";
     this.item.show();
@@ -71,8 +75,15 @@ export class StatusBar implements vscode.Disposable {
 
   async show(): Promise<void> {
     const status = await this.refresh();
-    const text = status ? describe(status) : "diffill: the server is not running";
+    const text = status ? describe(status, this.restarts()) : "diffill: the server is not running";
     void vscode.window.showInformationMessage(text);
+  }
+
+  /** A server process is being started (the first, or a restart). */
+  starting(): void {
+    this.item.text = "$(loading~spin) diffill";
+    this.item.tooltip = "diffill: starting the server";
+    this.item.accessibilityInformation = { label: "diffill starting" };
   }
 
   failed(reason: string): void {
@@ -89,10 +100,12 @@ export class StatusBar implements vscode.Disposable {
     const icon = status.state === "ready" ? (status.enabled === false ? "$(circle-slash)" : "$(sparkle)")
       : status.state === "loading" ? "$(loading~spin)" : "$(error)";
     this.item.text = `${icon} diffill${latency === undefined ? "" : ` ${Math.round(latency)} ms`}`;
-    this.item.tooltip = describe(status);
+    this.item.tooltip = describe(status, this.restarts());
     const state = status.enabled === false ? "disabled" : status.state;
     const why = status.error ? `: ${status.error}` : "";
-    this.item.accessibilityInformation = { label: `diffill ${state}${why}` };
+    const restarts = this.restarts();
+    const restarted = restarts > 0 ? `, restarted ${restarts}` : "";
+    this.item.accessibilityInformation = { label: `diffill ${state}${why}${restarted}` };
   }
 
   dispose(): void {

@@ -13,6 +13,11 @@ M.defaults = {
   -- Milliseconds of typing pause before a suggestion is requested (Neovim < 0.12 only;
   -- 0.12's built-in inline completion has its own debounce).
   debounce_ms = 75,
+  -- A server that stops on its own is started again on the next keystroke, at most
+  -- `max_restarts` times within `restart_window_s` seconds; then the plugin gives up and says
+  -- so once. :DiffillRestart starts it again with the whole budget.
+  max_restarts = 4,
+  restart_window_s = 180,
   -- Highlight group of the ghost text.
   hl_group = "Comment",
   -- Insert-mode keys. An empty string disables that key. `accept`, `accept_word`,
@@ -39,6 +44,8 @@ local types = {
   filetypes = "table",
   root_markers = "table",
   debounce_ms = "number",
+  max_restarts = "number",
+  restart_window_s = "number",
   hl_group = "string",
   keymaps = "table",
   settings = "table",
@@ -62,9 +69,11 @@ local function check_values(config, issues)
     table.insert(issues, "cmd: expected a non-empty list of strings")
     config.cmd = vim.deepcopy(M.defaults.cmd)
   end
-  if config.debounce_ms < 0 then
-    table.insert(issues, ("debounce_ms: expected >= 0, got %s"):format(config.debounce_ms))
-    config.debounce_ms = M.defaults.debounce_ms
+  for _, key in ipairs({ "debounce_ms", "max_restarts", "restart_window_s" }) do
+    if config[key] < 0 then
+      table.insert(issues, ("%s: expected >= 0, got %s"):format(key, config[key]))
+      config[key] = M.defaults[key]
+    end
   end
 end
 

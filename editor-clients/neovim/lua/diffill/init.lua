@@ -7,15 +7,21 @@ local H = {}
 local api = vim.api
 local ghost = require("diffill.ghost")
 local compat = require("diffill.compat")
+local restarts = require("diffill.restarts")
+local PLACEHOLDER = "diffill (stopped)" -- the client that holds the buffers after giving up
 
 M.config = nil -- the resolved options, set by setup()
 M.issues = {} -- configuration problems found by setup(), shown by :checkhealth diffill
 M.enabled = true
+M.crash = nil -- {code, signal} of the last server that stopped on its own, until restarted
+M.budget = nil -- the restart budget (diffill.restarts), set by setup()
 
 --- Validate the options, then start the server for matching buffers (also those already open).
 function M.setup(opts)
   M.config, M.issues = require("diffill.config").resolve(opts)
   ghost.config = M.config
+  M.budget = restarts.new(M.config.max_restarts, M.config.restart_window_s)
+  M.crash, H.told = nil, false
   for _, issue in ipairs(M.issues) do
     vim.notify("(diffill) " .. issue, vim.log.levels.WARN)
   end
@@ -30,9 +36,31 @@ function M.setup(opts)
   end
 end
 
---- The diffill client attached to `bufnr` (default: current buffer), or nil.
+--- The running diffill client attached to `bufnr` (default: current buffer), or nil.
 function M.client(bufnr)
-  return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "diffill" })[1]
+  for _, client in ipairs(vim.lsp.get_clients({ bufnr = bufnr or 0, name = "diffill" })) do
+    if not compat.call(client, "is_stopped") then
+      return client
+    end
+  end
+  return nil
+end
+
+--- Stop the diffill servers and start new ones for every matching buffer, with the whole
+--- restart budget (also after the plugin gave up on a server that kept stopping).
+function M.restart()
+  if M.config == nil then
+    vim.notify("diffill: call require('diffill').setup() first", vim.log.levels.WARN)
+    return
+  end
+  for _, name in ipairs({ "diffill", PLACEHOLDER }) do
+    for _, client in ipairs(vim.lsp.get_clients({ name = name })) do
+      compat.call(client, "stop")
+    end
+  end
+  M.budget:reset()
+  M.crash, H.told = nil, false
+  H.start_all()
 end
 
 --- One line from the server's `diffill/status`: model, runtime, mode, last latency, accepts.
@@ -97,18 +125,54 @@ function H.wanted(bufnr)
     and (#filetypes == 0 or vim.tbl_contains(filetypes, ft))
 end
 
-function H.start(bufnr)
-  if not H.wanted(bufnr) then
+function H.start_all(name, cmd)
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) then
+      H.start(bufnr, name, cmd)
+    end
+  end
+end
+
+-- A server that stopped on its own is started again for every buffer at once, while the
+-- budget lasts; past it the plugin says so, once. Scheduled from on_exit, the new client is
+-- attached before Neovim detaches the old one, so no edit finds the buffer without a client
+-- (Neovim 0.11 would stop sending that buffer's changes to any later client).
+function H.on_exit(code, signal)
+  if restarts.crashed(code, signal) then
+    M.crash = { code = code, signal = signal }
+    vim.schedule(H.recover)
+  end
+end
+
+function H.recover()
+  if M.crash == nil then
     return
   end
-  local name = api.nvim_buf_get_name(bufnr)
-  local root = vim.fs.root(bufnr, M.config.root_markers) or vim.fs.dirname(name)
+  if M.budget:grant(vim.uv.now() / 1000) then
+    M.crash = nil
+    H.start_all()
+  elseif not H.told then
+    H.told = true
+    vim.notify(restarts.give_up_message(M.budget, M.crash), vim.log.levels.ERROR)
+    H.start_all(PLACEHOLDER, restarts.placeholder)
+  end
+end
+
+-- Start (or reuse) the server for `bufnr`; `name` and `cmd` default to diffill's own. After
+-- the plugin gave up, only the placeholder starts, until :DiffillRestart.
+function H.start(bufnr, name, cmd)
+  if not H.wanted(bufnr) or (H.told and name ~= PLACEHOLDER) then
+    return
+  end
+  local file = api.nvim_buf_get_name(bufnr)
+  local root = vim.fs.root(bufnr, M.config.root_markers) or vim.fs.dirname(file)
   local ok, err = pcall(vim.lsp.start, {
-    name = "diffill",
-    cmd = M.config.cmd,
+    name = name or "diffill",
+    cmd = cmd or M.config.cmd,
     root_dir = root ~= "" and root or vim.fn.getcwd(),
     init_options = M.config.settings,
     settings = M.config.settings,
+    on_exit = H.on_exit,
   }, { bufnr = bufnr })
   if not ok then
     local message = ("diffill: cannot start %s: %s"):format(M.config.cmd[1], err)
