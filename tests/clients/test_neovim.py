@@ -181,6 +181,12 @@ def test_plugin_starts_the_server_with_the_completion_fallback(editor):
     assert editor.lua("return vim.bo.omnifunc") == "v:lua.vim.lsp.omnifunc"
 
 
+def test_default_settings_reach_the_server_as_an_object(editor):
+    """An empty Lua table goes out as `[]`, which the server warned about on every start."""
+    editor.lua("return require('diffill').status()")  # answered after the settings were read
+    assert "invalid setting" not in messages(editor)
+
+
 def accept_with(editor: Editor, key: str, check=None) -> tuple[str, str]:
     """Type, wait for the ghost text, `check(ghost)`, press `key`: the ghost and what got in."""
     editor.type_at_end(TYPED)

@@ -91,6 +91,11 @@ local function merge(base, over)
   return base
 end
 
+--- `settings` as a JSON object for the server: an empty Lua table would go out as `[]`.
+function M.server_settings(settings)
+  return next(settings) and settings or vim.empty_dict()
+end
+
 --- Merge `opts` over the defaults. Returns the config and a list of issues (strings).
 function M.resolve(opts)
   local issues = {}

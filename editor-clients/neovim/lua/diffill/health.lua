@@ -57,7 +57,7 @@ function H.probe(cmd, settings)
   local function gone() return exited ~= nil end
   proc:write(H.frame({ id = 1, method = "initialize", params = {
     processId = vim.NIL, rootUri = vim.NIL, capabilities = vim.empty_dict(),
-    initializationOptions = next(settings) and settings or vim.empty_dict(),
+    initializationOptions = require("diffill.config").server_settings(settings),
   } }) .. H.frame({ method = "initialized", params = vim.empty_dict() }))
   local status = H.wait_loaded(proc, read, gone, 2)
   if not exited then

@@ -8,6 +8,7 @@ local api = vim.api
 local ghost = require("diffill.ghost")
 local compat = require("diffill.compat")
 local restarts = require("diffill.restarts")
+local options = require("diffill.config")
 local PLACEHOLDER = "diffill (stopped)" -- the client that holds the buffers after giving up
 
 M.config = nil -- the resolved options, set by setup()
@@ -18,7 +19,7 @@ M.budget = nil -- the restart budget (diffill.restarts), set by setup()
 
 --- Validate the options, then start the server for matching buffers (also those already open).
 function M.setup(opts)
-  M.config, M.issues = require("diffill.config").resolve(opts)
+  M.config, M.issues = options.resolve(opts)
   ghost.config = M.config
   M.budget = restarts.new(M.config.max_restarts, M.config.restart_window_s)
   M.crash, H.told = nil, false
@@ -170,8 +171,8 @@ function H.start(bufnr, name, cmd)
     name = name or "diffill",
     cmd = cmd or M.config.cmd,
     root_dir = root ~= "" and root or vim.fn.getcwd(),
-    init_options = M.config.settings,
-    settings = M.config.settings,
+    init_options = options.server_settings(M.config.settings),
+    settings = options.server_settings(M.config.settings),
     on_exit = H.on_exit,
   }, { bufnr = bufnr })
   if not ok then
