@@ -64,7 +64,7 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
 def ray_config_from(args: argparse.Namespace) -> RayConfig | None:
     sized = (args.min_replicas, args.max_replicas)
     if not args.ray:
-        if args.ray_address or args.replicas or any(n is not None for n in sized):
+        if args.ray_address or any(n is not None for n in (args.replicas, *sized)):
             raise InputError("--ray-address and the replica options need --ray")
         return None
     if args.replicas is not None and any(n is not None for n in sized):
