@@ -8,13 +8,12 @@
 
 A request whose model replica dies while running it is sent again (`--replica-retries`),
 and Ray routes it to a live one: a completion is a function of its request, so the second
-run answers what the first would have. `app_builder` builds the same application for
-`serve run` and KubeRay, from args named like the fields of `ServeConfig` and `RayConfig`.
+run answers what the first would have. http_server/ray_app.py builds the same application
+for `serve run` and KubeRay.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
@@ -30,7 +29,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
 
 from engine.completer import CompletionRequest, CompletionResult
-from engine.errors import DiffillError, InputError
+from engine.errors import DiffillError
 from http_server.app import build_app
 from http_server.config import LOCAL_OBJECT_STORE_BYTES, RayConfig, ServeConfig
 from http_server.host import ModelHost, NotReady, State
@@ -155,20 +154,6 @@ def _asgi_app(config: ServeConfig):
         return build_app(config, lambda c, metrics: RayHost(c, metrics, model))
 
     return build
-
-
-def app_builder(args: dict[str, Any]) -> Application:
-    """`serve run http_server.ray_serve:app_builder model=/models/x max_replicas=4`, or a
-    RayService's `import_path` with `args`: the options of `diffill serve`, by field name."""
-    from http_server.main import config_from, configure
-
-    parser = argparse.ArgumentParser(prog="diffill serve --ray", exit_on_error=False)
-    configure(parser)
-    argv = ["--ray"] + [f"--{key.replace('_', '-')}={value}" for key, value in args.items()]
-    try:
-        return application(config_from(parser.parse_args(argv)))
-    except argparse.ArgumentError as exc:
-        raise InputError(f"app_builder args: {exc}") from None
 
 
 def serve(config: ServeConfig) -> None:

@@ -48,3 +48,17 @@ def test_min_and_max_replicas_autoscale_on_the_target() -> None:
 def test_bad_ray_options_are_named(argv: tuple[str, ...], message: str) -> None:
     with pytest.raises(InputError, match=message):
         _config(*argv)
+
+
+def test_ray_app_builder_reads_the_same_options() -> None:
+    from ray.serve import Application
+
+    from http_server.ray_app import app_builder
+
+    assert isinstance(app_builder({"min_replicas": 1, "max_replicas": 3}), Application)
+    with pytest.raises(InputError, match="max replicas 1 is under min replicas 2"):
+        app_builder({"min_replicas": 2, "max_replicas": 1})
+    with pytest.raises(InputError, match="unknown --replica=2"):
+        app_builder({"replica": 2})
+    with pytest.raises(InputError, match="invalid int value"):
+        app_builder({"max_replicas": "many"})
