@@ -14,7 +14,7 @@ $(BIN)/diffill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[train,dev,serve]"
+	$(BIN)/pip install --quiet -e ".[train,dev,serve,ray]"
 	touch $@
 
 install: $(BIN)/diffill

@@ -39,6 +39,9 @@ class CompletionRequest:
     # A one-line request: the first line break ends the gap, so no canvas is denoised past it.
     stop_at_newline: bool = False
     length: Length = "blocks"
+    # A time limit on denoising (llama.cpp's t_max_predict_ms), counted from its first step;
+    # 0: none. When it passes, the answer is the text committed by then (`Timings.out_of_time`).
+    max_predict_ms: float = 0.0
     # Other files' chunks as (path, text). `prefix` already starts with them rendered
     # (`extra_chars` characters); a backend with a field of its own for them (llama.cpp's
     # input_extra) sends them there and the rest of the prefix as the prefix.
@@ -60,6 +63,7 @@ class Timings:
     denoise_ms: float  # canvas steps
     context_tokens: int
     reused_tokens: int = 0  # context tokens whose K/V came from the cache
+    out_of_time: bool = False  # max_predict_ms passed: the text is what was committed by then
 
 
 @dataclass(frozen=True)

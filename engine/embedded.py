@@ -84,6 +84,7 @@ class EmbeddedCompleter:
             denoise_ms=stats.denoise_ms,
             context_tokens=len(ids),
             reused_tokens=reused,
+            out_of_time=stats.out_of_time,
         )
         return CompletionResult(tuple(candidates.values()), timings, {"runtime": self.runtime.name})
 
@@ -191,6 +192,7 @@ class EmbeddedCompleter:
             seed=request.seed,
             stop_ids=self.line_break_ids if request.stop_at_newline else frozenset(),
             length=request.length,
+            max_predict_ms=request.max_predict_ms,
         )
 
 
@@ -233,6 +235,7 @@ def validate(request: CompletionRequest) -> None:
         (not 0.0 <= request.threshold <= 1.0, f"threshold {request.threshold} is not in 0..1"),
         (request.max_steps is not None and request.max_steps < 1, "max_steps must be >= 1"),
         (request.temperature < 0, f"temperature {request.temperature} is negative"),
+        (request.max_predict_ms < 0, f"max_predict_ms {request.max_predict_ms} is negative"),
         (
             not 1 <= request.num_candidates <= MAX_CANDIDATES,
             f"num_candidates must be 1..{MAX_CANDIDATES}, got {request.num_candidates}",

@@ -56,6 +56,7 @@ class SamplerSettings:
     seed: int = 0
     stop_ids: frozenset[int] = frozenset()  # tokens that end the gap like <eom> but are kept
     length: Length = "blocks"
+    max_predict_ms: float = 0.0  # 0: no limit; else denoising stops this long after its start
 
     def steps_per_block(self) -> int:
         return max(1, self.max_steps or self.canvas_size)
@@ -75,6 +76,7 @@ class Generation:
 class SamplerStats:
     encode_ms: float = 0.0  # finished blocks appended to the context
     denoise_ms: float = 0.0
+    out_of_time: bool = False  # max_predict_ms passed before the gap was decided
 
 
 def generate(
@@ -96,6 +98,8 @@ def generate(
     for gen, rng, temperature in zip(gens, rngs, temperatures, strict=True):
         row_kv = kv
         while not gen.finished and len(gen.tokens) < settings.max_tokens:
+            if block.out_of_time():
+                break
             row_kv = block.append(row_kv, gen.last_block)
             block.run(row_kv, [gen], [rng], [temperature])
     return gens, stats
@@ -114,6 +118,7 @@ class _BlockDecoder:
         self.runtime, self.settings, self.stats = runtime, settings, stats
         self.is_cancelled = is_cancelled
         self.stop_ids = np.fromiter(settings.stop_ids, dtype=np.int64)
+        self.started: float | None = None  # the first denoising step's start
 
     def append(self, kv: np.ndarray, tokens: list[int]) -> np.ndarray:
         """Encode a finished block onto the cache so the next block sees it as context."""
@@ -148,15 +153,25 @@ class _BlockDecoder:
             open_ &= ~chosen
             close_after_end(canvas, open_, self.stop_ids)
             step += 1
+            if open_.any() and self.out_of_time():
+                _close_from_first(canvas, open_, open_.copy(), after=0)  # keep what is committed
         for row, gen in enumerate(gens):
             _record(gen, canvas[row], self.settings)
 
     def _denoise(self, canvas: np.ndarray, kv: np.ndarray) -> np.ndarray:
         self._check_cancelled()
         start = time.perf_counter()
+        self.started = self.started or start
         logits = self.runtime.denoise(canvas, kv)
         self.stats.denoise_ms += (time.perf_counter() - start) * 1000
         return logits
+
+    def out_of_time(self) -> bool:
+        """Whether the settings' time limit has passed since the first denoising step."""
+        limit, started = self.settings.max_predict_ms, self.started
+        if limit and started and (time.perf_counter() - started) * 1000 > limit:
+            self.stats.out_of_time = True
+        return self.stats.out_of_time
 
     def _check_cancelled(self) -> None:
         if self.is_cancelled():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,25 +17,31 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine.completer import CompletionResult
 from engine.errors import DiffillError, InputError
 from http_server import schema
 from http_server.admission import Admission, QueueFull
 from http_server.config import ServeConfig
-from http_server.host import ModelHost, NotReady
+from http_server.host import Host, ModelHost, NotReady
 from http_server.metrics import Metrics
 
 RETRY_AFTER_S = 1
 OPEN_PATHS = ("/health",)  # answered without the key: load balancers probe it
 ROUTES = ("/v1/completions", "/v1/fim/completions", "/infill", "/v1/models", "/health", "/metrics")
+REPLICA_HEADER = "x-diffill-replica"  # which Ray Serve replica ran the model (--ray only)
 
 
 class TooLarge(DiffillError):
     """The body is over the server's limit."""
 
 
-def build_app(config: ServeConfig) -> Starlette:
+def build_app(
+    config: ServeConfig, make_host: Callable[[ServeConfig, Metrics], Host] = ModelHost
+) -> Starlette:
+    """The app over `make_host`'s completer: a model in this process (`ModelHost`), or Ray
+    Serve replicas (http_server/ray_serve.py)."""
     metrics = Metrics()
-    host = ModelHost(config, metrics)
+    host = make_host(config, metrics)
     admission = Admission(config.max_concurrency, config.max_queue, metrics)
 
     async def read_json(request: Request) -> dict[str, Any]:
@@ -55,15 +62,16 @@ def build_app(config: ServeConfig) -> Starlette:
     async def completions(request: Request) -> Response:
         call = schema.openai_call(await read_json(request), config.max_tokens_cap)
         result = await complete(call)
+        headers = _replica(result)
         if call.stream:
             events = schema.openai_stream(call, result, host.model_name)
-            return StreamingResponse(iter(events), media_type="text/event-stream")
-        return JSONResponse(schema.openai_answer(call, result, host.model_name))
+            return StreamingResponse(iter(events), media_type="text/event-stream", headers=headers)
+        return JSONResponse(schema.openai_answer(call, result, host.model_name), headers=headers)
 
     async def infill(request: Request) -> Response:
         call = schema.infill_call(await read_json(request), config.max_tokens_cap)
         result = await complete(call) if call.n else None  # n_predict 0: nothing to write
-        return JSONResponse(schema.infill_answer(call, result))
+        return JSONResponse(schema.infill_answer(call, result), headers=_replica(result))
 
     async def models(request: Request) -> Response:
         if host.state != "ready":
@@ -96,7 +104,12 @@ def build_app(config: ServeConfig) -> Starlette:
     return app
 
 
-def _lifespan(host: ModelHost):
+def _replica(result: CompletionResult | None) -> dict[str, str]:
+    replica = result.extra.get("replica") if result else None
+    return {REPLICA_HEADER: str(replica)} if replica else {}
+
+
+def _lifespan(host: Host):
     from contextlib import asynccontextmanager
 
     @asynccontextmanager

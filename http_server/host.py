@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, Protocol
 
 from engine.batching import StepBatcher
 from engine.completer import Completer, CompletionRequest, CompletionResult
@@ -24,6 +24,25 @@ class NotReady(DiffillError):
     """The model is still loading, or failed to load (the reason is the message)."""
 
 
+class Host(Protocol):
+    """What the app needs of the completer's host: this process's (`ModelHost`), or Ray
+    Serve replicas (http_server/ray_serve.py)."""
+
+    state: State
+    reason: str
+
+    def start_loading(self) -> None: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult: ...
+
+    def close(self) -> None: ...
+
+
 class ModelHost:
     def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
         self.config, self.metrics = config, metrics
@@ -36,9 +55,10 @@ class ModelHost:
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="diffill-req")
 
     def start_loading(self) -> None:
-        threading.Thread(target=self._load, name="diffill-load", daemon=True).start()
+        threading.Thread(target=self.load, name="diffill-load", daemon=True).start()
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Open the completer; `state` says how it went (`reason` why, when it failed)."""
         from engine.embedded import EmbeddedCompleter
         from engine.loading import open_completer
 

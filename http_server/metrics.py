@@ -44,11 +44,16 @@ class Metrics:
         self.batches = {kind: Histogram(BATCH_BUCKETS) for kind in ("encode", "denoise")}
         self.queued = 0  # waiting for a place inside the model
         self.running = 0
+        self.retries = 0  # requests sent again because the Ray replica running them died
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         with self._lock:
             self.requests[route, status] += 1
             self.latency.setdefault(route, Histogram(LATENCY_BUCKETS_S)).observe(seconds)
+
+    def retried(self) -> None:
+        with self._lock:
+            self.retries += 1
 
     def batch(self, kind: str, rows: int) -> None:
         with self._lock:
@@ -80,5 +85,9 @@ class Metrics:
                 "# HELP diffill_requests_running Requests inside the model.",
                 "# TYPE diffill_requests_running gauge",
                 f"diffill_requests_running {self.running}",
+                "# HELP diffill_replica_retries_total Requests sent again because the Ray "
+                "Serve replica running them died.",
+                "# TYPE diffill_replica_retries_total counter",
+                f"diffill_replica_retries_total {self.retries}",
             ]
         return "\n".join(lines) + "\n"

@@ -72,10 +72,11 @@ def openai_call(body: dict[str, Any], max_tokens_cap: int) -> FimCall:
 def infill_call(body: dict[str, Any], max_tokens_cap: int) -> FimCall:
     """llama.cpp's `/infill` as llama.vim sends it: input_prefix, the current line up to the
     cursor in `prompt`, input_suffix, input_extra chunks, n_predict (-1: no limit but the
-    cap; 0: nothing to write), response_fields. `t_max_predict_ms` is accepted; a diffusion
-    request runs its few steps to the end."""
+    cap; 0: nothing to write), response_fields, t_max_predict_ms (a time limit on denoising:
+    the answer is what was committed when it passed). `t_max_prompt_ms` is accepted; the
+    context is always encoded whole."""
     get = _Fields(body)
-    get.number("t_max_predict_ms", 0.0, 0.0)
+    max_predict_ms = get.number("t_max_predict_ms", 0.0, 0.0)
     get.number("t_max_prompt_ms", 0.0, 0.0)
     extra = get.chunks("input_extra")
     rendered = "".join(f"# {path}\n{text}\n\n" for path, text in extra)
@@ -88,6 +89,7 @@ def infill_call(body: dict[str, Any], max_tokens_cap: int) -> FimCall:
         max_tokens=max_tokens_cap if n_predict < 0 else max(1, min(n_predict, max_tokens_cap)),
         extra=extra,
         extra_chars=len(rendered),
+        max_predict_ms=max_predict_ms,
     )
     fields = tuple(get.strings("response_fields"))
     call = FimCall(request, get.stops("stop"), 1, False, "", fields)
@@ -166,13 +168,16 @@ def openai_stream(call: FimCall, result: CompletionResult, model: str) -> list[s
 
 def infill_answer(call: FimCall, result: CompletionResult | None) -> dict[str, Any]:
     """llama-server's /infill answer; with response_fields, only those, flattened to their
-    paths as llama-server does it (llama.vim reads `timings/predicted_n`)."""
-    text, _ = cut_at_stop(result.text, call.stop) if result else ("", False)
+    paths as llama-server does it (llama.vim reads `timings/predicted_n`). `stop_type` is
+    llama-server's: `word` (a stop sequence), `limit` (n_predict or t_max_predict_ms), `eos`."""
+    text, stopped = cut_at_stop(result.text, call.stop) if result else ("", False)
     t = result.timings if result else None
     predicted = result.candidates[0].tokens if result and result.candidates else 0
+    limited = bool(t and t.out_of_time) or predicted >= call.request.max_tokens
     answer = {
         "content": text,
         "stop": True,
+        "stop_type": "word" if stopped else "limit" if limited else "eos",
         "tokens_cached": t.reused_tokens if t else 0,
         "tokens_predicted": predicted,
         "truncated": False,

@@ -64,6 +64,21 @@ def test_infill_answers_content(server: Served) -> None:
     assert answer["content"] == TRAIN_MIDDLE and answer["timings"]["predicted_n"] == 3
 
 
+def test_infill_time_limit_answers_what_was_committed(server: Served) -> None:
+    """`ar` commits one token a step, so a limit that passes within the first step (a
+    nanosecond) leaves exactly the first token; without the limit all three come."""
+    body = {"input_prefix": TRAIN_PREFIX, "input_suffix": TRAIN_SUFFIX, "mode": "ar"}
+    whole = httpx.post(server.url + "/infill", json=body, timeout=30).json()
+    cut = httpx.post(server.url + "/infill", json={**body, "t_max_predict_ms": 1e-6}, timeout=30)
+    assert (whole["content"], whole["stop_type"], whole["timings"]["predicted_n"]) == (
+        TRAIN_MIDDLE,
+        "eos",
+        3,
+    )
+    assert (cut.json()["content"], cut.json()["stop_type"]) == ("a", "limit")
+    assert cut.json()["timings"]["predicted_n"] == 1
+
+
 def test_models_health_and_metrics(server: Served, folder: Path) -> None:
     httpx.post(server.url + "/v1/completions", json=FIM, timeout=30)
     (model,) = httpx.get(server.url + "/v1/models").json()["data"]

@@ -27,10 +27,16 @@ from pathlib import Path
 
 from diffill.evaluation.bench_lsp import write_section
 from diffill.evaluation.evaluate import Example, clip, heldout_examples, load_or_build_manifest
+from engine.errors import InputError
 
 SECTION_START = "<!-- diffill bench serve: start -->"
 SECTION_END = "<!-- diffill bench serve: end -->"
-VARIANTS = {"batched": 8, "unbatched": 1}  # name -> --max-batch
+# name -> the options of its `diffill serve`; `ray`: Ray Serve, 2 replicas of one thread each
+VARIANTS = {
+    "batched": ("--max-batch", "8"),
+    "unbatched": ("--max-batch", "1"),
+    "ray": ("--ray", "--replicas", "2", "--threads", "1"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model folder (default models/)")
     parser.add_argument("--manifest", type=Path, default=None, help="corpus manifest")
     parser.add_argument("--concurrency", default="1,4,16,64", help="comma list of levels")
+    parser.add_argument("--servers", default="batched,unbatched", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--requests", type=int, default=64, help="requests per level (>= C)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--prefix-chars", type=int, default=1500)
@@ -66,12 +73,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
+    servers = args.servers.split(",")
+    if unknown := set(servers) - set(VARIANTS):
+        raise InputError(f"--servers: unknown {', '.join(sorted(unknown))}")
     manifest = load_or_build_manifest(args.manifest)
     examples = heldout_examples(manifest, max(4, args.requests // 4), seed=2)
     examples = [clip(e, args.prefix_chars, args.suffix_chars) for e in examples]
     results: list[Level] = []
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(_server(args.model, b)) for name, b in VARIANTS.items()}
+        urls = {name: stack.enter_context(_server(args.model, VARIANTS[name])) for name in servers}
         for url in urls.values():
             asyncio.run(_load(url, examples[:2], 1, args.max_tokens))  # warm-up
         for concurrency in levels:
@@ -90,14 +100,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _server(model: Path | None, max_batch: int):
-    """A `diffill serve` subprocess on a free loopback port, ready; stopped with SIGTERM."""
+def _server(model: Path | None, options: tuple[str, ...]):
+    """A `diffill serve` subprocess on a free loopback port, ready; stopped with SIGTERM.
+    Prints the seconds from start to the first 200 on /health."""
     import httpx
 
     port = _free_port()
     command = [sys.executable, "-m", "diffill", "serve", "--port", str(port)]
-    command += ["--max-batch", str(max_batch), "--max-concurrency", "64"]
+    command += [*options, "--max-concurrency", "64"]
     command += ["--model", str(model)] if model else []
+    started = time.perf_counter()
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -106,6 +118,8 @@ def _server(model: Path | None, max_batch: int):
                 if httpx.get(url + "/health").status_code == 200:
                     break
             time.sleep(0.1)
+        ready = time.perf_counter() - started
+        print(f"`diffill serve {' '.join(options)}`: ready after {ready:.1f} s", file=sys.stderr)
         yield url
     finally:
         process.terminate()
@@ -255,7 +269,7 @@ def plot(results: list[Level], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for variant in VARIANTS:
+    for variant in dict.fromkeys(r.variant for r in results):
         mine = [r for r in results if r.variant == variant]
         xs = [r.concurrency for r in mine]
         left.plot(xs, [r.throughput for r in mine], marker="o", label=variant)
