@@ -189,12 +189,17 @@ async def _batch_counts(url: str) -> tuple[float, float, float, float]:
     )
 
 
+def _rows_per_call(rows: float) -> str:
+    """Under Ray the model calls are counted in the replicas, which /metrics does not see."""
+    return f"{rows:.1f}" if rows else "n/a"
+
+
 def _row(level: Level) -> str:
     return (
         f"| {level.variant} | {level.concurrency} | {len(level.latencies_ms)} "
         f"| {level.percentile(0.5):.0f} | {level.percentile(0.95):.0f} "
         f"| {level.throughput:.2f} | {level.tokens / level.wall_s:.0f} "
-        f"| {level.denoise_rows:.1f} | {level.encode_rows:.1f} |"
+        f"| {_rows_per_call(level.denoise_rows)} | {_rows_per_call(level.encode_rows)} |"
     )
 
 
@@ -280,6 +285,6 @@ def plot(results: list[Level], path: Path) -> None:
         ax.set_xlabel("requests in flight")
         ax.set_ylabel(label)
         ax.legend()
-    fig.suptitle("diffill bench serve: batched against unbatched steps")
+    fig.suptitle("diffill bench serve: " + ", ".join(dict.fromkeys(r.variant for r in results)))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
