@@ -18,7 +18,7 @@ from typing import Literal, Protocol, runtime_checkable
 DEFAULT_STEPS = 4
 
 Mode = Literal["diffusion", "ar"]
-Length = Literal["blocks", "predicted"]  # how the gap's length is decided (engine/sampler.py)
+Length = Literal["blocks", "predicted", "full"]  # how the gap ends (engine/sampler.py)
 
 
 def never_cancelled() -> bool:

@@ -9,7 +9,9 @@ Gap length. Nobody says how long a completion should be. Training pads every mid
 <eom> to whole blocks, so on a fully masked canvas P(<eom> at i) estimates P(gap ends by i).
 `blocks` lets decoding discover the end (an <eom> closes the block, else the next block
 follows); `predicted` also reads that estimate off the first pass of each block and commits
-the end there at once, so the step budget goes to the positions that hold text.
+the end there at once, so the step budget goes to the positions that hold text. `full` never
+ends the gap early: <eom> is never chosen, so every request decodes `max_tokens` tokens, in
+either mode (what a speed comparison of diffusion and `ar` at equal length needs).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class _BlockDecoder:
         step, budget = 0, self.settings.steps_per_block()
         while open_.any():
             logits = self._denoise(canvas, kv)  # (N, C, V)
-            tokens, confidence = predict(logits, temperatures, rngs)
+            tokens, confidence = predict(logits, temperatures, rngs, self._may_end())
             if step == 0 and self._predicts_length():
                 close_predicted_end(canvas, open_, eom_probability(logits))
             chosen = self._choose(open_, confidence, budget - step)
@@ -177,6 +179,9 @@ class _BlockDecoder:
         if self.is_cancelled():
             raise Cancelled("completion cancelled between denoising steps")
 
+    def _may_end(self) -> bool:
+        return self.settings.length != "full"
+
     def _predicts_length(self) -> bool:
         return self.settings.length == "predicted" and self.settings.mode == "diffusion"
 
@@ -187,11 +192,15 @@ class _BlockDecoder:
 
 
 def predict(
-    logits: np.ndarray, temperatures: list[float], rngs: list[np.random.Generator]
+    logits: np.ndarray,
+    temperatures: list[float],
+    rngs: list[np.random.Generator],
+    may_end: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token (N, C) and its probability (N, C) per position; special tokens other than <eom>
-    are never chosen. Greedy rows take the argmax; others sample by the Gumbel-max trick."""
-    logits[..., :EOM_ID] = -np.inf  # <fim_*> and <mask> are never text
+    (and <eom> too unless `may_end`) are never chosen. Greedy rows take the argmax; others
+    sample by the Gumbel-max trick."""
+    logits[..., : EOM_ID + (not may_end)] = -np.inf  # <fim_*> and <mask> are never text
     tokens = np.empty(logits.shape[:2], dtype=np.int64)
     confidence = np.empty(logits.shape[:2], dtype=np.float32)
     for row, (temperature, rng) in enumerate(zip(temperatures, rngs, strict=True)):

@@ -28,7 +28,8 @@ and its default is the engine's DEFAULT_STEPS (engine/completer.py says how it w
 when the model loads; a request over it is refused with an error naming both figures.
 `model.length` picks how the gap's length is decided
 (engine/sampler.py); `blocks` stays the default until `diffill eval --lengths` shows
-`predicted` better on a model that has skill.
+`predicted` better on a model that has skill; `full` always decodes `maxTokens` (the speed of
+diffusion against `ar` at equal length, `diffill bench lsp --length full`).
 `context.otherFiles` is the share of `budgetTokens` kept for chunks of other files (open
 documents, and files changed on disk in the workspace folders while `watchWorkspace` is on);
 0 turns other files off.

@@ -72,7 +72,7 @@ def test_each_bad_value_falls_back_alone_and_is_named():
     named = " | ".join(issues)
     for key in ("enable", "alternatives", "model.mode", "model.maxTokens", "model.runtime"):
         assert key + ":" in named
-    assert "model.length: expected one of blocks, predicted, got 'guess'" in named
+    assert "model.length: expected one of blocks, predicted, full, got 'guess'" in named
     assert "context:" in named and "languages:" in named
     assert len(issues) == 8
 

@@ -68,6 +68,15 @@ def test_trained_model_fills_the_gap_and_stops_at_eom(trained, mode) -> None:
     assert runtime.calls == gen.steps <= runtime.inner.config.canvas_size  # one block only
 
 
+@pytest.mark.parametrize("mode", ["diffusion", "ar"])
+def test_full_length_decodes_every_token_past_where_the_model_would_stop(trained, mode) -> None:
+    runtime, kv, tokenizer = trained
+    settings = _settings(runtime, mode=mode, max_tokens=40, length="full")
+    (gen,), _ = generate(runtime, kv, settings)
+    assert len(gen.tokens) == 40 and EOM_ID not in gen.tokens and not gen.finished
+    assert tokenizer.decode(gen.tokens).startswith(TRAIN_MIDDLE)
+
+
 def test_ar_takes_one_step_per_token_and_diffusion_fewer(trained) -> None:
     runtime, kv, _ = trained
     (ar,), _ = generate(runtime, kv, _settings(runtime, mode="ar"))

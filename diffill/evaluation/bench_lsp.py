@@ -11,7 +11,9 @@ typing sessions over held-out files (never seen in training):
   its second half stays after the cursor, and ask after each word, once the client's debounce
   has passed (the server pre-encodes meanwhile). Code follows the cursor on its line, so
   these are single-line completions;
-- multi: on an empty line that starts a function body, ask for a block of up to 64 tokens.
+- multi: on an empty line that starts a function body, ask for a block of up to 64 tokens
+  (exactly 64 with `--length full`, which never lets the model end the gap: the speed of
+  diffusion against `ar` at equal length, whatever the model's skill).
 
 Each configuration (mode x runtime) gets its own server, so their figures come from one run
 on one machine. Results go to BENCHMARKS.md (table, machine, command) and a PNG plot.
@@ -31,15 +33,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from lsprotocol import types as t
 from pygls.lsp.client import LanguageClient
 
 from engine.checkpoint import TOKENIZER_FILE, load_config
+from engine.completer import Length
 
 WORD_BREAKS = set(" (),.:=[]{}")
 SECTION_START = "<!-- diffill bench lsp: start -->"
 SECTION_END = "<!-- diffill bench lsp: end -->"
+SETTINGS = ("steps", "length")  # model.* settings the command line may set for every server
 
 
 @dataclass(frozen=True)
@@ -369,6 +374,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default="diffusion,ar")
     parser.add_argument("--runtimes", default="onnx,torch")
     parser.add_argument("--steps", type=int, default=None, help="model.steps (default: server's)")
+    parser.add_argument(
+        "--length",
+        choices=get_args(Length),
+        default=None,
+        help="model.length (default: server's); full: diffusion against ar at equal length",
+    )
     parser.add_argument("--debounce-ms", type=float, default=150.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -397,8 +408,7 @@ def run(args: argparse.Namespace) -> int:
         for mode in args.modes.split(","):
             name = f"{mode}/{runtime}"
             model = {"path": str(args.model), "runtime": runtime, "mode": mode}
-            if args.steps is not None:
-                model["steps"] = args.steps
+            model |= {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
             options = {"model": model}
             got, rss[name] = asyncio.run(
                 bench_config(name, options, singles, multis, args.debounce_ms / 1000, count)
