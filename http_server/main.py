@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.allocator import limit_malloc_arenas
 from engine.errors import InputError
 from engine.loading import RUNTIMES
 from http_server.config import (
@@ -85,7 +84,6 @@ def ray_config_from(args: argparse.Namespace) -> RayConfig | None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
-    limit_malloc_arenas()
     try:
         if config.ray:
             from http_server.ray_serve import serve

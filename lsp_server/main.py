@@ -26,11 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.allocator import limit_malloc_arenas
     from lsp_server.log_privacy import configure as configure_logging
     from lsp_server.server import server
 
-    limit_malloc_arenas()
     configure_logging(args.log_level)
     overrides = {"path": args.model, "runtime": args.runtime}
     server.overrides = {key: value for key, value in overrides.items() if value is not None}
