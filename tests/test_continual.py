@@ -241,6 +241,9 @@ def test_background_run_is_idle_priority_pausable_and_stops_with_a_checkpoint(
         wait_for(lambda: logged_steps(run_dir) >= 2)
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        group = Path(f"/proc/{pid}/autogroup")
+        if group.exists():  # the session's group yields too, not only the process inside it
+            assert group.read_text().split()[-1] == "19"
         again = subprocess.run(
             [
                 sys.executable,
