@@ -5,7 +5,8 @@ With no GPU the model learns from the CPU time working sessions leave idle, so o
 outside the repository (default ~/.cache/diffill/runs/main) and every session resumes it:
 `diffill train --background` starts it (nice 19, SCHED_IDLE, its autogroup at nice 19, a
 pidfile and a log), `--status` says how far it got, `--stop` makes it checkpoint and exit,
-`--snapshot DIR` writes the weights that would ship. When its folder is gone it starts again from the shipped model's weights.
+`--snapshot DIR` writes the weights that would ship. When its folder is gone it starts again
+from the shipped model's weights.
 """
 
 from __future__ import annotations
