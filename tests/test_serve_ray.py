@@ -96,8 +96,10 @@ def test_engine_errors_come_back_as_the_app_answers_them(served: Served) -> None
 def test_killing_a_replica_loses_no_request(served: Served) -> None:
     """8 clients in a closed loop, each request 256 one-token steps on a real module's text
     (about a second in a replica, so each replica is always running several); once two are
-    answered, one replica's process is killed. The requests it was running are sent again
-    (the retry counter says so), and every request gets the same full answer."""
+    answered, one replica's process is killed, and every request still gets the same full
+    answer. Those it was running are sent again by the ingress (`diffill_replica_retries_total`)
+    or, not yet accepted, re-routed by Ray itself; which of the two happens depends on the
+    moment of the kill (a fast machine saw 0 ingress retries), so the count is not asserted."""
     victim = _model_replicas(served)[0]
     answers: list[httpx.Response] = []
 
@@ -115,7 +117,6 @@ def test_killing_a_replica_loses_no_request(served: Served) -> None:
     assert [a.status_code for a in answers] == [200] * 32
     assert len({a.json()["choices"][0]["text"] for a in answers}) == 1
     assert answers[0].json()["usage"]["completion_tokens"] == 256
-    assert served.metric("diffill_replica_retries_total") >= 1
     assert victim not in _model_replicas(served)
 
 
