@@ -205,6 +205,9 @@ def test_status_reports_tokens_rate_and_loss(shipped: Path, tmp_path: Path, caps
     assert report["state"] == "not running" and report["tokens"] == 1000 + 4 * 2 * 64
     assert report["tokens_per_s_10min"] > 0 and report["heldout_loss"] > 0
     assert report["heldout_loss_ema"] > 0
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    heldout = [r for r in log if "heldout_loss" in r][-1]  # the parts that A/B runs compare
+    assert heldout["heldout_diffusion_text"] > 0 and heldout["heldout_next_token_text_ema"] > 0
 
 
 def background_run(shipped: Path, run_dir: Path, *extra: str) -> int:

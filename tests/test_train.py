@@ -21,7 +21,14 @@ from engine.tokenizer import load_tokenizer
 from engine.tokens import MASK_ID
 from engine.training.checkpoint import OPTIMIZER_FILE, checkpoint_dir, save_model_folder
 from engine.training.fim import IGNORE, PAD, TOKEN, Span, make_example
-from engine.training.train import add_noise, compute_loss, role_weights, setup, train_step
+from engine.training.train import (
+    add_noise,
+    compute_loss,
+    estimate_loss,
+    role_weights,
+    setup,
+    train_step,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "models" / "tokenizer.json"
@@ -285,3 +292,21 @@ def test_the_cpu_head_on_scored_positions_only_gives_the_dense_loss_and_gradient
     torch.testing.assert_close(parts["diffusion"], diffusion.detach())
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(sparse_grads[name], parameter.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_heldout_text_parts_do_not_depend_on_the_eom_padding_weight() -> None:
+    """A/B runs of eom_pad_weight (or ar_weight) compare on the text-only parts; the loss as
+    trained moves with the weight, the text parts must not."""
+    torch.manual_seed(0)
+    model = DiffusionFIM(model_preset("tiny", vocab_size=300))
+    ids = torch.randint(5, 300, (2, 32))
+    roles = torch.full(ids.shape, TOKEN, dtype=torch.uint8)
+    roles[:, -12:] = PAD
+    batches = [(ids, roles, None)] * 2
+    light, heavy = (
+        estimate_loss(model, batches, train_preset("tiny", eom_pad_weight=w), "cpu")
+        for w in (0.1, 1.0)
+    )
+    assert light["loss"] != pytest.approx(heavy["loss"])
+    assert light["diffusion_text"] == pytest.approx(heavy["diffusion_text"])
+    assert light["next_token_text"] == pytest.approx(heavy["next_token_text"])

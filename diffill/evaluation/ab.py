@@ -1,5 +1,6 @@
 """`diffill ab`: short A/B runs of training choices on the same token budget, from the same
-weights, on the same data, compared on held-out loss and the fixed eval set.
+weights, on the same data, compared on held-out loss (as trained, and its parts on text alone,
+which compare across `--ar-weight` and `--eom-pad-weight`) and the fixed eval set.
 
 Each variant is `NAME: TRAIN OPTIONS` (for example `lr-1e-3: --lr 1e-3`, `two-canvases:
 --canvases-per-context 2`); a `baseline` with no options always runs. Every variant starts
@@ -63,11 +64,16 @@ def train_variant(base: Path, corpus: Path, folder: Path, options: list[str], to
     done.write_text(json.dumps(record) + "\n")
 
 
-def last_heldout_loss(run: Path) -> float | None:
+def last_heldout(run: Path) -> dict:
+    """The last held-out record: the loss as trained and its parts on text alone."""
     from engine.training.background import read_log
 
-    losses = [r["heldout_loss"] for r in read_log(run) if r.get("heldout_loss") is not None]
-    return losses[-1] if losses else None
+    records = [r for r in read_log(run) if r.get("heldout_loss") is not None]
+    return records[-1] if records else {}
+
+
+def number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,17 +95,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.tokens:,} training tokens per variant from {base}; fixed set {len(examples)}")
     print()
     print(
-        "| variant | options | held-out loss | single-line exact | single-line edit sim "
-        "| multi-line edit sim |"
+        "| variant | options | held-out loss | held-out diffusion, text | held-out next-token, "
+        "text | single-line exact | single-line edit sim | multi-line edit sim |"
     )
-    print("|---|---|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, options in variants.items():
         run = args.out / name / "run"
         rows = score_models([checkpoint_dir(run)], examples, opening, with_ar=False)
         mine = {r["kind"]: r for r in rows if r["answer"] == "diffusion"}
-        loss = last_heldout_loss(run)
+        heldout = last_heldout(run)
         print(
-            f"| {name} | {shlex.join(options)} | {'n/a' if loss is None else f'{loss:.3f}'} "
+            f"| {name} | {shlex.join(options)} | {number(heldout.get('heldout_loss'))} "
+            f"| {number(heldout.get('heldout_diffusion_text'))} "
+            f"| {number(heldout.get('heldout_next_token_text'))} "
             f"| {mine['single-line']['exact_match']:.1%} "
             f"| {mine['single-line']['edit_similarity']:.3f} "
             f"| {mine['multi-line']['edit_similarity']:.3f} |"

@@ -159,19 +159,30 @@ def make_optimizer(model: DiffusionFIM, settings: TrainConfig, device: str) -> t
 @torch.no_grad()
 def estimate_loss(
     model: torch.nn.Module, loader, settings: TrainConfig, device: str
-) -> float | None:
-    """Mean loss over a few held-out batches with a fixed noise seed, for comparable logs."""
+) -> dict[str, float] | None:
+    """Mean held-out losses over a few batches with a fixed noise seed, for comparable logs:
+    `loss` as trained, and its two parts on text alone (`<eom>` padding weighted 0), which
+    compare across runs trained with different `ar_weight` or `eom_pad_weight`."""
     if loader is None:
         return None
+    text_only = dataclasses.replace(settings, eom_pad_weight=0.0)
     generator = torch.Generator(device=device).manual_seed(1234)
+    sums = {"loss": 0.0, "diffusion_text": 0.0, "next_token_text": 0.0}
+    batches = 0
     model.eval()
-    losses = []
     for _, (ids, roles, _) in zip(range(settings.eval_batches), loader, strict=False):
+        ids, roles = ids.to(device), roles.to(device)
+        noise = generator.get_state()
         with autocast(device):
-            loss, _ = compute_loss(model, ids.to(device), roles.to(device), settings, generator)
-        losses.append(loss.item())
+            loss, _ = compute_loss(model, ids, roles, settings, generator)
+            generator.set_state(noise)  # the text-only parts see the same masks
+            _, parts = compute_loss(model, ids, roles, text_only, generator)
+        sums["loss"] += loss.item()
+        sums["diffusion_text"] += parts["diffusion"].item()
+        sums["next_token_text"] += parts["next_token"].item()
+        batches += 1
     model.train()
-    return sum(losses) / max(1, len(losses))
+    return {name: total / max(1, batches) for name, total in sums.items()}
 
 
 def autocast(device: str):
@@ -372,12 +383,13 @@ class StopRequest:
 def checkpoint(model, optimizer, ema, generator, loaders, settings, state, paths) -> None:
     """Held-out loss (of the raw weights and of the EMA), a log line, and an atomic save."""
     device = next(model.parameters()).device.type
-    state["heldout_loss"] = estimate_loss(model, loaders[1], settings, device)
     record = {"step": state["step"], "tokens": state["tokens"], "time": round(time.time(), 3)}
-    record["heldout_loss"] = state["heldout_loss"]
-    if ema is not None:
-        state["heldout_loss_ema"] = estimate_loss(ema, loaders[1], settings, device)
-        record["heldout_loss_ema"] = state["heldout_loss_ema"]
+    for suffix, weights in (("", model), ("_ema", ema)):
+        losses = None if weights is None else estimate_loss(weights, loaders[1], settings, device)
+        if losses is None:
+            continue
+        state[f"heldout_loss{suffix}"] = losses["loss"]
+        record.update({f"heldout_{part}{suffix}": value for part, value in losses.items()})
     log(paths["run_dir"], record)
     saved = {k: v for k, v in state.items() if k != "rng"}
     ema_weights = ema.state_dict() if ema is not None else None
