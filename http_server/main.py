@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.allocator import fix_mmap_threshold
 from engine.errors import InputError
 from engine.loading import RUNTIMES
 from http_server.config import (
@@ -84,6 +85,7 @@ def ray_config_from(args: argparse.Namespace) -> RayConfig | None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
+    fix_mmap_threshold()
     try:
         if config.ray:
             from http_server.ray_serve import serve

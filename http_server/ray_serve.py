@@ -28,6 +28,7 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
 
+from engine.allocator import fix_mmap_threshold
 from engine.completer import CompletionRequest, CompletionResult
 from engine.errors import DiffillError
 from http_server.app import build_app
@@ -45,6 +46,7 @@ class ModelReplica:
     """One model replica: a `ModelHost` loaded before Ray sends it anything."""
 
     def __init__(self, config: ServeConfig) -> None:
+        fix_mmap_threshold()  # a Ray worker process of its own
         self.host = ModelHost(config, Metrics())
         self.host.load()
         if self.host.state != "ready":

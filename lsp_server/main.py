@@ -26,9 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.allocator import fix_mmap_threshold
     from lsp_server.log_privacy import configure as configure_logging
     from lsp_server.server import server
 
+    fix_mmap_threshold()
     configure_logging(args.log_level)
     overrides = {"path": args.model, "runtime": args.runtime}
     server.overrides = {key: value for key, value in overrides.items() if value is not None}
