@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
@@ -39,6 +40,7 @@ CHARS_PER_TOKEN_BOUND = 16  # code averages ~3.4 chars a token: a window this wi
 ENCODE_CHUNK = 256  # context tokens per encode call: caps the attention buffers' peak memory
 SUFFIX_SHARE = 4  # the suffix keeps at least 1/SUFFIX_SHARE of the budget when both are long
 FLOAT_BYTES = 4
+RECENT_TEXTS = 4  # tokenized texts kept: a context's two sides, and the one before it
 
 
 class EmbeddedCompleter:
@@ -60,6 +62,7 @@ class EmbeddedCompleter:
         self._ids: list[int] = []
         shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
         self._kv = np.zeros(shape, dtype=np.float32)  # (L, 2, 1, H, P, D), P = len(self._ids)
+        self._recent: OrderedDict[str, list[int]] = OrderedDict()  # text -> its token ids
 
     def complete(
         self, request: CompletionRequest, is_cancelled: Callable[[], bool] = never_cancelled
@@ -159,7 +162,20 @@ class EmbeddedCompleter:
         return budget
 
     def _tokens(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        """Token ids of one side of a context. A request usually comes for the context that
+        `prepare` tokenized a moment before (a few ms for an editor's window), so the last
+        few are kept."""
+        with self._lock:
+            ids = self._recent.get(text)
+            if ids is not None:
+                self._recent.move_to_end(text)
+                return ids
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        with self._lock:
+            self._recent[text] = ids
+            if len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return ids
 
     def _encode(self, ids: list[int]) -> tuple[np.ndarray, int, float]:
         """K/V for `ids`, reusing the longest common prefix with the last context."""

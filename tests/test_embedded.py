@@ -64,6 +64,30 @@ def test_typing_reuses_the_cached_context_and_gives_the_same_answer(folder) -> N
     assert [c.text for c in reused.candidates] == [c.text for c in fresh.candidates]
 
 
+class CountingTokenizer:
+    """The real tokenizer, counting its encode calls."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.encodes = inner, 0
+
+    def encode(self, *args, **kwargs):
+        self.encodes += 1
+        return self.inner.encode(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_a_request_for_the_prepared_context_tokenizes_only_what_changed(completer) -> None:
+    completer.tokenizer = counting = CountingTokenizer(completer.tokenizer)
+    completer.prepare(TRAIN_PREFIX, TRAIN_SUFFIX)
+    assert counting.encodes == 2  # each side alone
+    assert completer.complete(CompletionRequest(TRAIN_PREFIX, TRAIN_SUFFIX)).text == TRAIN_MIDDLE
+    assert counting.encodes == 2
+    typed = completer.complete(CompletionRequest(TRAIN_PREFIX + "x", TRAIN_SUFFIX))
+    assert counting.encodes == 3 and typed.timings.reused_tokens > 0
+
+
 def test_reused_cache_matches_a_fresh_encode(folder) -> None:
     warm, fresh = open_completer(folder, runtime="onnx"), open_completer(folder, runtime="onnx")
     warm.prepare("def f(x):\n    return x * 2\n\ndef g(", "")
