@@ -47,12 +47,11 @@ def content(line: str) -> str:
     return line.rstrip("\r\n")
 
 
-def offset_at(text: str, position: types.Position, units_of) -> int:
-    """The index into `text` of a client position, clamped as the spec says; `units_of(char)`
-    is the number of client code units of one character."""
-    lines = split_lines(text)
+def offset_at(lines: list[str], position: types.Position, units_of) -> int:
+    """The index into the text of `lines` (`split_lines`) of a client position, clamped as the
+    spec says; `units_of(char)` is the number of client code units of one character."""
     if position.line >= len(lines):
-        return len(text)
+        return sum(len(line) for line in lines)
     start = sum(len(line) for line in lines[: position.line])
     units = 0
     for index, char in enumerate(content(lines[position.line])):
@@ -64,7 +63,8 @@ def offset_at(text: str, position: types.Position, units_of) -> int:
 
 def apply_change(text: str, change_range: types.Range, new_text: str, units_of) -> str:
     """`text` with `change_range` replaced by `new_text`."""
-    ends = sorted(offset_at(text, p, units_of) for p in (change_range.start, change_range.end))
+    lines = split_lines(text)  # once for both ends
+    ends = sorted(offset_at(lines, p, units_of) for p in (change_range.start, change_range.end))
     return text[: ends[0]] + new_text + text[ends[1] :]
 
 
