@@ -59,13 +59,21 @@ class ModelWorker:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _unless_cancelled(self, fn: Callable[[IsCancelled], T], flag: threading.Event) -> T:
+        """fn's result; a cancel leaves as a fresh `Cancelled`, without fn's frames.
+
+        A cancel is control flow, and a third of a typist's requests end in one. The raised
+        exception's traceback would keep the engine's frames alive (the request's K/V copy,
+        canvases and logits, megabytes each) for as long as the exception lives, and pygls
+        and asyncio keep a handler's exception in reference cycles that only a full garbage
+        collection frees: RSS swung by up to 70 MB with the collector's timing."""
         try:
             if flag.is_set():
                 raise Cancelled("cancelled before the model thread reached it")
             return fn(flag.is_set)
-        except Cancelled:
+        except Cancelled as exc:
             self.stopped += 1
-            raise
+            reason = str(exc)
+        raise Cancelled(reason)
 
 
 class NetworkCalls:
