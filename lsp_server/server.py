@@ -50,7 +50,10 @@ KEPT = "; the previous model keeps serving"
 
 class DiffillServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("diffill", VERSION, protocol_cls=DiffillProtocol)
+        # pygls reads stdin on this pool, one blocking read at a time; its default size
+        # (cores + 4) lets a submit that races a finishing read start another thread now
+        # and then, which a days-long session sees as thread growth.
+        super().__init__("diffill", VERSION, protocol_cls=DiffillProtocol, max_workers=1)
         self.settings = Settings()
         self.engine = EngineHost()
         self.worker = ModelWorker()
