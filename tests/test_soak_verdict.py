@@ -9,7 +9,7 @@ def _run(
     minutes: int, rss, tasks=lambda m: 3, p95=lambda m: 20.0, handling=lambda m: 1
 ) -> list[Sample]:
     return [
-        Sample(m * 60.0, rss(m), 9, tasks(m), handling(m), 50, 0.0, 10.0, p95(m))
+        Sample(m * 60.0, rss(m), rss(m) * 1.3, 9, tasks(m), handling(m), 50, 0.0, 10.0, p95(m))
         for m in range(minutes + 1)
     ]
 

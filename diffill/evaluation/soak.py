@@ -3,9 +3,12 @@
 Held-out files are typed character by character into documents that come and go; each
 keystroke asks for an inline completion, a third of them are cancelled explicitly and the rest
 superseded by the next keystroke, and code actions are asked now and then. Every `--sample-s`
-seconds the server's RSS and thread count (from /proc) and its asyncio task count (from
-`diffill/status`) are recorded with the latency of the completions answered since the last
-sample, and what the server wrote to stderr (kept in OUT/stderr.log). The verdict compares
+seconds the server's RSS is read twice: once at that instant, requests in flight (`rss_busy_mb`,
+which swings by what one request holds), and once at rest (`rss_mb`: the typist pauses, the last
+request is answered, and `QUIET_S` later what the server keeps is read), the leak signal. With
+it go the thread count (from /proc) and asyncio task count (from `diffill/status`), the
+latency of the completions answered since the last sample, and what the server wrote to stderr
+(kept in OUT/stderr.log). The verdict compares
 the end of the run with its reference point (minute 10, or half the run when it is
 shorter): RSS at most 10% above the reference, the median task and thread counts no higher
 than the most seen before the reference, p95 latency at most 50% above the reference's.
@@ -35,13 +38,15 @@ P95_GROWTH = 0.50
 TYPED_SPAN = 400  # characters typed into each file before it is closed
 CANCEL_SHARE = 3  # one keystroke's request in this many is cancelled explicitly
 CODE_ACTION_EVERY = 40  # keystrokes
+QUIET_S = 0.5  # after the last answer, before RSS at rest is read: background pre-encodes end
 COUNTS = ("tasks", "threads", "handling")  # must not grow past what was seen before minute 10
 
 
 @dataclass
 class Sample:
     t_s: float
-    rss_mb: float
+    rss_mb: float  # at rest
+    rss_busy_mb: float  # at a random instant, requests in flight
     threads: int
     tasks: int
     handling: int  # messages the server has not finished handling (`diffill/status`)
@@ -61,6 +66,8 @@ class Typist:
     ids: itertools.count = field(default_factory=itertools.count)
     keystrokes: int = 0
     stderr_bytes: int = 0
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by a keystroke, or a sample
+    pending: tuple | None = None  # the last request: (id, future, started)
 
     async def type_file(self, text: str, deadline: float, pace_s: float) -> None:
         cut = self.rng.randrange(0, max(1, len(text) - TYPED_SPAN))
@@ -68,17 +75,23 @@ class Typist:
         typed, rest = text[cut : cut + TYPED_SPAN], text[cut + TYPED_SPAN :]
         self.session.uri = f"file:///soak/doc{next(self.ids)}.py"
         self.session.open(text[:cut] + rest)
-        before, pending = text[:cut], None
+        before = text[:cut]
         for char in typed:
             if time.monotonic() > deadline:
                 break
-            self.session.type_char(end_position(before), char)
-            before += char
-            pending = await self._keystroke(before, pending)
+            async with self.gate:
+                self.session.type_char(end_position(before), char)
+                before += char
+                self.pending = await self._keystroke(before, self.pending)
             await asyncio.sleep(pace_s)
-        if pending is not None:
-            await self._answered(pending)
+        await self.settle()
         self.session.close()
+
+    async def settle(self) -> None:
+        """Wait for the last request's answer."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await self._answered(pending)
 
     async def _keystroke(self, before: str, pending):
         """Ask at the cursor; the previous request is cancelled or superseded."""
@@ -148,8 +161,12 @@ async def drain_stderr(typist: Typist, stream: asyncio.StreamReader, path: Path)
 async def sampler(typist: Typist, pid: int, every_s: float, out: list[Sample]) -> None:
     started, seen = time.monotonic(), 0
     while True:
-        status = await typist.session.client.protocol.send_request_async("diffill/status", {})
-        rss, threads = proc_status(pid)
+        rss_busy, _ = proc_status(pid)
+        async with typist.gate:
+            await typist.settle()
+            await asyncio.sleep(QUIET_S)
+            status = await typist.session.client.protocol.send_request_async("diffill/status", {})
+            rss, threads = proc_status(pid)
         window = typist.latencies[seen:]
         seen = len(typist.latencies)
         p50, p95 = (percentile(window, s) if window else None for s in (0.5, 0.95))
@@ -159,7 +176,9 @@ async def sampler(typist: Typist, pid: int, every_s: float, out: list[Sample]) -
         )
         log_kb = typist.stderr_bytes / 1024
         elapsed = time.monotonic() - started
-        out.append(Sample(elapsed, rss, threads, tasks, handling, len(window), log_kb, p50, p95))
+        out.append(
+            Sample(elapsed, rss, rss_busy, threads, tasks, handling, len(window), log_kb, p50, p95)
+        )
         await asyncio.sleep(every_s)
 
 
@@ -206,6 +225,8 @@ def verdict(samples: list[Sample]) -> dict[str, object]:
         "rss_mb_reference": round(reference.rss_mb, 1),
         "rss_mb_tail_max": round(max(s.rss_mb for s in tail), 1),
         "rss_growth": round(rss_growth, 4),
+        "rss_busy_mb_reference": round(reference.rss_busy_mb, 1),
+        "rss_busy_mb_max": round(max(s.rss_busy_mb for s in samples), 1),
         # in-flight requests count in tasks and handling: a range, so the tail's median
         # is held to the most seen before the reference
         **{f"{k}_until_reference_max": before_max[k] for k in COUNTS},
@@ -228,13 +249,14 @@ def plot(samples: list[Sample], path: Path) -> None:
 
     minutes = [s.t_s / 60 for s in samples]
     series = [
-        ("RSS, MB", [s.rss_mb for s in samples]),
+        ("RSS at rest, MB", [s.rss_mb for s in samples]),
+        ("RSS busy, MB", [s.rss_busy_mb for s in samples]),
         ("asyncio tasks", [s.tasks for s in samples]),
         ("threads", [s.threads for s in samples]),
         ("messages in flight", [s.handling for s in samples]),
         ("p95 latency, ms", [s.p95_ms for s in samples]),
     ]
-    fig, axes = plt.subplots(len(series), 1, figsize=(7, 8), sharex=True)
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 9.5), sharex=True)
     for ax, (label, values) in zip(axes, series, strict=True):
         ax.plot(minutes, values, marker=".", linewidth=0.8)
         ax.set_ylabel(label)
