@@ -8,6 +8,7 @@ from diffill.evaluation.bench_lsp import (
     Position,
     half_line_cut,
     line_end_positions,
+    plot_path,
     write_section,
 )
 
@@ -36,3 +37,9 @@ def test_line_end_positions_type_the_whole_line_with_nothing_after_it() -> None:
     (end,) = line_end_positions([mid])
     assert end.typed == "total = price * 2" and end.after == "\nprint(total)\n"
     assert end.before + end.typed + end.after == mid.before + mid.typed + mid.after
+
+
+def test_a_run_written_elsewhere_keeps_its_plot_beside_it() -> None:
+    assert plot_path(Path("BENCHMARKS.md"), None) == Path("docs/img/bench-lsp.png")
+    assert plot_path(Path("/tmp/compare.md"), None) == Path("/tmp/compare.png")
+    assert plot_path(Path("/tmp/compare.md"), Path("x.png")) == Path("x.png")

@@ -45,6 +45,8 @@ WORD_BREAKS = set(" (),.:=[]{}")
 SECTION_START = "<!-- diffill bench lsp: start -->"
 SECTION_END = "<!-- diffill bench lsp: end -->"
 SETTINGS = ("steps", "length")  # model.* settings the command line may set for every server
+REPORT = Path("BENCHMARKS.md")
+REPORT_PLOT = Path("docs/img/bench-lsp.png")
 
 
 @dataclass(frozen=True)
@@ -382,10 +384,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--debounce-ms", type=float, default=150.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPORT, help="its section is replaced")
     parser.add_argument(
-        "--out", type=Path, default=Path("BENCHMARKS.md"), help="its section is replaced"
+        "--plot", type=Path, help=f"default: {REPORT_PLOT} for {REPORT}, else beside --out"
     )
-    parser.add_argument("--plot", type=Path, default=Path("docs/img/bench-lsp.png"))
+
+
+def plot_path(out: Path, plot: Path | None) -> Path:
+    """Where the plot goes: a run written elsewhere than the report keeps its plot beside it,
+    so a comparison run does not overwrite the report's figure."""
+    if plot is not None:
+        return plot
+    return REPORT_PLOT if out == REPORT else out.with_suffix(".png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -419,8 +429,9 @@ def run(args: argparse.Namespace) -> int:
     command = "diffill bench lsp " + " ".join(sys.argv[3:])
     text = markdown(rows, command.strip(), floor_note(args.model, 1024))
     write_section(args.out, text)
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    plot(samples, args.plot)
+    figure = plot_path(args.out, args.plot)
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    plot(samples, figure)
     print(text)
     print(json.dumps(rows))
     return 0
