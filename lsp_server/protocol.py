@@ -1,4 +1,4 @@
-"""pygls's protocol with three fixes for a completion server.
+"""pygls's protocol with four fixes for a completion server.
 
 - A request whose params do not fit the method's type gets an InvalidParams (-32602) error
   naming the bad fields. Stock pygls raises while decoding such a message, before it knows
@@ -11,6 +11,13 @@
   whose handler is a generator (its own didOpen, didChange and didClose) under a fresh id in
   the table of requests in flight, and only answering a request takes an entry out: about
   1 KB stayed behind for every keystroke, found by `diffill soak` with tracemalloc.
+- An answered request's exception lets go of its frames. pygls answers a failed request by
+  re-raising the handler's exception (`future.result()`) in a frame that holds the future,
+  which holds the exception: a reference cycle, kept until a full garbage collection, that
+  holds every frame of the handler, the completer it ran on included. A third of a typist's
+  requests end so (cancelled), and late in a long session full collections are rare: in a
+  60-minute `diffill soak` a model swapped out at minute 46 was still resident (95 MB, 4
+  threads) at minute 60.
 """
 
 from __future__ import annotations
@@ -85,6 +92,12 @@ class DiffillProtocol(LanguageServerProtocol):
             self._request_futures.pop(stale, None)
         super()._check_handler_result(future)
 
+    def _send_handler_result(self, future: Future[Any], *, msg_id: Any) -> None:
+        try:
+            super()._send_handler_result(future, msg_id=msg_id)
+        finally:
+            drop_tracebacks(future)
+
     def structure_message(self, data: dict[str, Any]):
         try:
             return super().structure_message(data)
@@ -101,3 +114,15 @@ class DiffillProtocol(LanguageServerProtocol):
         if getattr(message, "method", None) in SNAPSHOT_METHODS and hasattr(message, "id"):
             self._snapshot(message)
         super().handle_message(message)
+
+
+def drop_tracebacks(future: Future[Any]) -> None:
+    """Clear the tracebacks of a finished future's exception and of the ones it chains, once
+    the answer is sent and logged: nothing reads them after that."""
+    if not future.done() or future.cancelled():
+        return
+    exc, seen = future.exception(), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
