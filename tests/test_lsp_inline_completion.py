@@ -118,11 +118,13 @@ async def test_requests_while_the_model_loads_get_an_empty_answer(client):
 
 
 async def test_the_end_of_an_ordinary_line_gets_one_line_unless_the_setting_says_block(client):
-    """After `ret` the embedded model writes several lines (the five-line ghost block of
-    issue 16); the extent rules show one, and the `extent` setting `block` brings them back."""
+    """At the end of this line the embedded model writes several lines (as after `ret`, the
+    five-line ghost block of issue 16, did with earlier legs); the extent rules show one, and
+    the `extent` setting `block` brings them back. Which lines a leg writes changes with its
+    weights, so a new leg may need another line here."""
     model = serving_model()
     await start(client, model)
-    position = open_doc(client, "def area(width, height):\n    ret║\n")
+    position = open_doc(client, "def main():\n    args = parse_args()║\n")
     params = inline_params("file:///w/a.py", position)
     line = await client.text_document_inline_completion_async(params)
     client.workspace_did_change_configuration(
