@@ -4,7 +4,8 @@ old model and swapped in (lsp_server/server.py, `DiffillServer.start_loading`).
 A copy takes a while and arrives in many writes, so a batch of changes is handed on only
 after the folder has been quiet for SETTLE_MS (or after MAX_WAIT_MS of constant writing).
 A load that still finds a half-written file fails, the old model keeps serving, and the
-write that completes the copy starts the next load.
+write that completes the copy starts the next load. Only files a model is made of count: an
+edited model card is not new weights.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from lsp_server.watcher import batches
 SETTLE_MS = 600  # no change for this long: the copy is done
 MAX_WAIT_MS = 10_000  # a folder written to without a pause is looked at anyway
 STOP_TIMEOUT_S = 2.0
+MODEL_FILE_SUFFIXES = (".safetensors", ".onnx", ".json")  # weights, graphs, config, tokenizer
+
+
+def is_model_file(change: object, path: str) -> bool:
+    """A watchfiles filter: a change to one of the files a model folder is loaded from."""
+    return path.endswith(MODEL_FILE_SUFFIXES)
 
 
 def model_folder(path_setting: str) -> Path | None:
@@ -52,7 +59,8 @@ class ModelFolderWatcher:
 
     def _run(self) -> None:
         try:
-            changes = batches([os.fspath(self.folder)], self._stop, None, MAX_WAIT_MS, SETTLE_MS)
+            folder = [os.fspath(self.folder)]
+            changes = batches(folder, self._stop, is_model_file, MAX_WAIT_MS, SETTLE_MS)
             for batch in changes:
                 if batch and self.ready.is_set() and not self._stop.is_set():
                     self._changed()

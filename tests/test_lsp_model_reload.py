@@ -62,6 +62,17 @@ async def test_new_weights_are_loaded_and_swapped_in(client, tmp_path):
     assert await _answer(client, 1) != [TRAIN_MIDDLE]
 
 
+async def test_an_edited_model_card_is_not_new_weights(client, tmp_path):
+    folder = _serving(tmp_path)
+    await _start_watched(client, folder)
+    (folder / "MODEL_CARD.md").write_text("# a new row in the legs table\n")
+    (folder / "NOTES.txt").write_text("scores of the next leg\n")
+    await asyncio.sleep(3)  # five times the watcher's settle time: a reload would have begun
+    assert (await status(client)).loads == 1
+    _land(trained_model(train_steps=0), folder)  # the watch is alive: weights do reload
+    await _until(client, lambda s: s.loads == 2)
+
+
 def _truncate_shard(folder: Path) -> str:
     shard = sorted(folder.glob("model-*.safetensors"))[-1]
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
@@ -87,7 +98,7 @@ async def test_broken_new_files_keep_the_old_model_said_once(client, tmp_path, d
     state = await _until(client, lambda s: s.loadFailures == 1)
     assert state.state == "ready" and state.error.startswith("kept the previous model")
     assert named in state.error
-    (folder / "unrelated.txt").write_text("a second change: the same failure again")
+    (folder / "extra.json").write_text('{"a second change": "the same failure again"}')
     await _until(client, lambda s: s.loadFailures == 2)
     assert len(_warnings(client)) == 1, _warnings(client)
     assert await _answer(client, 0) == [TRAIN_MIDDLE]
