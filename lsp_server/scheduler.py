@@ -63,9 +63,9 @@ class ModelWorker:
 
         A cancel is control flow, and a third of a typist's requests end in one. The raised
         exception's traceback would keep the engine's frames alive (the request's K/V copy,
-        canvases and logits, megabytes each) for as long as the exception lives, and pygls
-        and asyncio keep a handler's exception in reference cycles that only a full garbage
-        collection frees: RSS swung by up to 70 MB with the collector's timing."""
+        canvases and logits, megabytes each) for as long as the exception lives: until the
+        answer is sent, when `DiffillProtocol` drops the tracebacks, or, for any other holder,
+        until the collector finds the cycle. Before either fix RSS swung by up to 70 MB."""
         try:
             if flag.is_set():
                 raise Cancelled("cancelled before the model thread reached it")
