@@ -310,3 +310,26 @@ def test_heldout_text_parts_do_not_depend_on_the_eom_padding_weight() -> None:
     assert light["loss"] != pytest.approx(heavy["loss"])
     assert light["diffusion_text"] == pytest.approx(heavy["diffusion_text"])
     assert light["next_token_text"] == pytest.approx(heavy["next_token_text"])
+
+
+def test_heldout_losses_take_one_forward_pass_a_batch() -> None:
+    """The loss as trained and its text-only parts come from the same pass, and the text parts
+    equal a pass that weights <eom> padding 0 on the same noise."""
+    torch.manual_seed(0)
+    model = DiffusionFIM(model_preset("tiny", vocab_size=300))
+    ids = torch.randint(5, 300, (2, 32))
+    roles = torch.full(ids.shape, TOKEN, dtype=torch.uint8)
+    roles[:, -12:] = PAD
+    settings = train_preset("tiny", eom_pad_weight=0.3, eval_batches=1)
+    passes = []
+    hook = model.register_forward_hook(lambda *_: passes.append(1))
+    three = dataclasses.replace(settings, eval_batches=3)
+    estimate_loss(model, [(ids, roles, None)] * 3, three, "cpu")
+    hook.remove()
+    heldout = estimate_loss(model, [(ids, roles, None)], settings, "cpu")
+    text_only = dataclasses.replace(settings, eom_pad_weight=0.0)
+    with torch.no_grad():
+        _, parts = compute_loss(model, ids, roles, text_only, torch.Generator().manual_seed(1234))
+    assert len(passes) == 3
+    assert heldout["diffusion_text"] == pytest.approx(parts["diffusion"].item(), rel=1e-5)
+    assert heldout["next_token_text"] == pytest.approx(parts["next_token"].item(), rel=1e-5)

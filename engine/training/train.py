@@ -85,44 +85,79 @@ def compute_loss(
     roles: torch.Tensor,
     settings: TrainConfig,
     generator: torch.Generator,
+    text_parts: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted diffusion loss (mean over the K noised copies) plus ar_weight times the
-    next-token loss of the one clean copy.
-
-    On CPU the vocabulary head and its softmax run only where a loss is taken (masked, weighted
-    positions of the noised copies; weighted next-token positions of the clean one): about
-    half the noised positions carry no loss, and the head is a third of the step's FLOPs. On
-    CUDA the dense head keeps the compiled shapes static."""
-    s, copies = ids.shape[1], settings.canvases_per_context
+    next-token loss of the one clean copy. With `text_parts`, the parts also come weighted
+    as text alone (`<eom>` padding weighted 0), from the same forward pass: held-out losses
+    that compare across runs trained with different `ar_weight` or `eom_pad_weight`."""
+    copies = settings.canvases_per_context
     weights = role_weights(roles, settings)  # (N, S)
     targets = ids.repeat(1, copies)  # (N, KS): the copies end to end, each noised on its own
     canvas_size = model_config(model).canvas_size
     noisy, masked, t = add_noise(targets, canvas_size, settings.t_min, generator)
-    copy_weights = weights.repeat(1, copies)  # (N, KS); its sum spans all K copies: a mean
-    noisy_scale = masked * copy_weights / t  # (N, KS): 0 where no diffusion loss is taken
-    next_scale = weights[:, 1:]  # (N, S-1)
-    if settings.sparse_head and ids.device.type == "cpu":
-        hidden = model(ids, noisy, head=False)  # (N, (1+K)S, E)
-        pick_noisy, pick_next = noisy_scale > 0, next_scale > 0
-        ce_noisy = F.cross_entropy(
-            model_head(model, hidden[:, s:][pick_noisy]).float(),
-            targets[pick_noisy],
-            reduction="none",
-        )  # (M,)
-        diffusion = (ce_noisy * noisy_scale[pick_noisy]).sum() / copy_weights.sum()
-        ce_next = F.cross_entropy(
-            model_head(model, hidden[:, : s - 1][pick_next]).float(),
-            ids[:, 1:][pick_next],
-            reduction="none",
-        )  # (M',)
-        next_token = (ce_next * next_scale[pick_next]).sum() / next_scale.sum()
-    else:
+    scored_noisy = masked & (weights.repeat(1, copies) > 0)  # (N, KS)
+    ce_noisy, ce_next = position_losses(
+        model, ids, noisy, targets, scored_noisy, weights[:, 1:] > 0, settings.sparse_head
+    )
+    diffusion, next_token = weighted_parts(ce_noisy, ce_next, masked, t, weights, copies)
+    parts = {"diffusion": diffusion.detach(), "next_token": next_token.detach()}
+    if text_parts:
+        text = role_weights(roles, dataclasses.replace(settings, eom_pad_weight=0.0))
+        text_diffusion, text_next = weighted_parts(ce_noisy, ce_next, masked, t, text, copies)
+        parts |= {"diffusion_text": text_diffusion.detach(), "next_token_text": text_next.detach()}
+    return diffusion + settings.ar_weight * next_token, parts
+
+
+def position_losses(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    noisy: torch.Tensor,
+    targets: torch.Tensor,
+    scored_noisy: torch.Tensor,
+    scored_next: torch.Tensor,
+    sparse_head: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of each noised copy's tokens (N, KS) and of each next token (N, S-1),
+    0 where not scored.
+
+    On CPU the vocabulary head and its softmax run only where a loss is taken: about half
+    the noised positions carry no loss, and the head is a third of the step's FLOPs. On CUDA
+    the dense head keeps the compiled shapes static."""
+    s = ids.shape[1]
+    if not (sparse_head and ids.device.type == "cpu"):
         logits = model(ids, noisy).float()  # (N, (1+K)S, V)
-        diffusion = (token_ce(logits[:, s:], targets) * noisy_scale).sum() / copy_weights.sum()
-        ce_next = token_ce(logits[:, : s - 1], ids[:, 1:])  # (N, S-1)
-        next_token = (ce_next * next_scale).sum() / next_scale.sum()
-    loss = diffusion + settings.ar_weight * next_token
-    return loss, {"diffusion": diffusion.detach(), "next_token": next_token.detach()}
+        return token_ce(logits[:, s:], targets), token_ce(logits[:, : s - 1], ids[:, 1:])
+    hidden = model(ids, noisy, head=False)  # (N, (1+K)S, E)
+    ce_noisy = hidden.new_zeros(scored_noisy.shape, dtype=torch.float32)
+    ce_noisy[scored_noisy] = F.cross_entropy(
+        model_head(model, hidden[:, s:][scored_noisy]).float(),
+        targets[scored_noisy],
+        reduction="none",
+    )
+    ce_next = hidden.new_zeros(scored_next.shape, dtype=torch.float32)
+    ce_next[scored_next] = F.cross_entropy(
+        model_head(model, hidden[:, : s - 1][scored_next]).float(),
+        ids[:, 1:][scored_next],
+        reduction="none",
+    )
+    return ce_noisy, ce_next
+
+
+def weighted_parts(
+    ce_noisy: torch.Tensor,
+    ce_next: torch.Tensor,
+    masked: torch.Tensor,
+    t: torch.Tensor,
+    weights: torch.Tensor,
+    copies: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The diffusion loss (masked tokens weighted 1/t; the denominator spans all K copies, so
+    a mean over them) and the next-token loss, under one set of position weights (N, S)."""
+    copy_weights = weights.repeat(1, copies)  # (N, KS)
+    diffusion = (ce_noisy * masked * copy_weights / t).sum() / copy_weights.sum()
+    next_weights = weights[:, 1:]  # (N, S-1)
+    return diffusion, (ce_next * next_weights).sum() / next_weights.sum()
 
 
 def model_head(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -165,21 +200,17 @@ def estimate_loss(
     compare across runs trained with different `ar_weight` or `eom_pad_weight`."""
     if loader is None:
         return None
-    text_only = dataclasses.replace(settings, eom_pad_weight=0.0)
     generator = torch.Generator(device=device).manual_seed(1234)
     sums = {"loss": 0.0, "diffusion_text": 0.0, "next_token_text": 0.0}
     batches = 0
     model.eval()
     for _, (ids, roles, _) in zip(range(settings.eval_batches), loader, strict=False):
         ids, roles = ids.to(device), roles.to(device)
-        noise = generator.get_state()
         with autocast(device):
-            loss, _ = compute_loss(model, ids, roles, settings, generator)
-            generator.set_state(noise)  # the text-only parts see the same masks
-            _, parts = compute_loss(model, ids, roles, text_only, generator)
+            loss, parts = compute_loss(model, ids, roles, settings, generator, text_parts=True)
         sums["loss"] += loss.item()
-        sums["diffusion_text"] += parts["diffusion"].item()
-        sums["next_token_text"] += parts["next_token"].item()
+        sums["diffusion_text"] += parts["diffusion_text"].item()
+        sums["next_token_text"] += parts["next_token_text"].item()
         batches += 1
     model.train()
     return {name: total / max(1, batches) for name, total in sums.items()}
