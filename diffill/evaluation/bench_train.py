@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -56,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{i} {v.name}" for i, v in enumerate(VARIANTS)),
     )
     parser.add_argument("--seq-len", type=int, default=TrainConfig.seq_len)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the table: where the first variant's step spends its time, per operator",
+    )
 
 
 def matmul_rate(threads: int, size: int = MATMUL_SIZE, repeats: int = 20) -> float:
@@ -86,10 +92,10 @@ def step_flops(model: torch.nn.Module, batch: tuple, settings: TrainConfig) -> f
     return float(counter.get_total_flops())
 
 
-def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -> dict:
-    """Median step time of one variant; FLOPs counted once; data time measured separately."""
+def prepare(variant: Variant, loader_of, steps: int, seq_len: int) -> dict:
+    """A fresh default model, its optimizer and `steps` + 2 real batches for one variant."""
     from engine.model import DiffusionFIM
-    from engine.training.train import make_optimizer, train_step
+    from engine.training.train import make_optimizer
 
     torch.set_num_threads(variant.threads)
     settings = train_preset(
@@ -97,25 +103,50 @@ def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -
     )
     torch.manual_seed(0)
     model = DiffusionFIM(model_preset("default"))
-    optimizer = make_optimizer(model, settings, "cpu")
-    stepper = torch.compile(model) if variant.compile else model
     stream = iter(loader_of(settings))
-    batches = [next(stream)[:2] for _ in range(steps + 2)]
-    flops = step_flops(model, batches[0], settings)
-    generator = torch.Generator().manual_seed(0)
-    precision = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if variant.bf16 else contextlib.nullcontext()
-    )
+    return {
+        "settings": settings,
+        "model": model,
+        "optimizer": make_optimizer(model, settings, "cpu"),
+        "stepper": torch.compile(model) if variant.compile else model,
+        "stream": stream,
+        "batches": [next(stream)[:2] for _ in range(steps + 2)],
+        "precision": (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if variant.bf16
+            else contextlib.nullcontext()
+        ),
+    }
+
+
+def timed_steps(setup: dict, on_step: Callable[[], object] | None = None) -> list[float]:
+    """Seconds of each training step after two warm-up steps (and compilation); `on_step`
+    runs after every step, warm-up included."""
+    from engine.training.train import train_step
+
+    settings, generator = setup["settings"], torch.Generator().manual_seed(0)
     times = []
-    with precision:
-        for index, (ids, roles) in enumerate(batches):
+    with setup["precision"]:
+        for index, (ids, roles) in enumerate(setup["batches"]):
             start = time.perf_counter()
-            train_step(stepper, optimizer, ids, roles, settings, generator, settings.lr)
-            if index >= 2:  # two warm-up steps (and compilation) are not timed
+            train_step(
+                setup["stepper"], setup["optimizer"], ids, roles, settings, generator, settings.lr
+            )
+            if index >= 2:
                 times.append(time.perf_counter() - start)
+            if on_step is not None:
+                on_step()
+    return times
+
+
+def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -> dict:
+    """Median step time of one variant; FLOPs counted once; data time measured separately."""
+    setup = prepare(variant, loader_of, steps, seq_len)
+    flops = step_flops(setup["model"], setup["batches"][0], setup["settings"])
+    times = timed_steps(setup)
     data_start = time.perf_counter()
     for _ in range(steps):
-        next(stream)
+        next(setup["stream"])
     data_s = (time.perf_counter() - data_start) / steps
     step_s = statistics.median(times)
     tokens = variant.batch_size * seq_len
@@ -127,6 +158,21 @@ def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -
         "share": flops / step_s / 1e9 / peak[variant.threads],
         "data_tokens_per_s": tokens / data_s,
     }
+
+
+def profile(variant: Variant, loader_of, steps: int, seq_len: int) -> str:
+    """Self CPU time per operator over the timed steps of one variant: where the share of
+    the matmul peak that a step does not reach goes."""
+    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import profile as torch_profile
+
+    setup = prepare(variant, loader_of, steps, seq_len)
+    warm_up_first = schedule(wait=1, warmup=1, active=steps, repeat=1)
+    with torch_profile(activities=[ProfilerActivity.CPU], schedule=warm_up_first) as profiler:
+        timed_steps(setup, on_step=profiler.step)
+    title = f"{variant.name}, seq_len {seq_len}: self CPU time of {steps} steps after 2 warm-up"
+    table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
+    return f"{title}\n{table}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
     def loader_of(settings: TrainConfig):
         return batches(manifest, "train", tokenizer, settings, canvas, seed=0)
 
+    if args.profile:
+        print(profile(picked[0], loader_of, args.steps, args.seq_len))
+        return 0
     peak = {threads: matmul_rate(threads) for threads in sorted({v.threads for v in picked})}
     rows = [measure(v, loader_of, args.steps, args.seq_len, peak) for v in picked]
     print(table(rows, peak, args))
