@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from lsp_server.context import WindowPlanner, build_window
+from lsp_server.context import LineCounter, WindowPlanner, build_window
 
 TOKENIZER = Path(__file__).resolve().parent.parent / "models" / "tokenizer.json"
 
@@ -83,3 +83,18 @@ def test_moving_above_the_start_recomputes_it(count):
     high = planner.window("u", text, text.index("value_100 ="), 300, 0.25, 8)
     assert high.start_line < 100 < low.start_line
     assert high.prefix.endswith("value_99 = compute(value_98, 99)\n")
+
+
+def test_typing_a_line_counts_each_whole_line_once_and_keeps_no_partial_line(count) -> None:
+    """Every keystroke re-counts the cursor line's start; whole lines come from the cache,
+    and the line's partial starts are not kept (they filled it over a long session)."""
+    calls: list[str] = []
+    counter = LineCounter(lambda text: calls.append(text) or count(text))
+    before = _file(40)
+    line = "result = compute(value_39, 40)\n"
+    for end in range(1, len(line) + 1):
+        text = before + line[:end]
+        build_window(text, len(text), counter, budget=2000, suffix_share=0.3)
+    whole_lines = set(before.splitlines(keepends=True))
+    assert sum(text in whole_lines for text in calls) == len(whole_lines)  # each once
+    assert len(counter._seen) <= len(whole_lines) + 2  # + the typed line once whole, + ""
