@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -92,7 +92,20 @@ def step_flops(model: torch.nn.Module, batch: tuple, settings: TrainConfig) -> f
     return float(counter.get_total_flops())
 
 
-def prepare(variant: Variant, loader_of, steps: int, seq_len: int) -> dict:
+@dataclasses.dataclass
+class Setup:
+    """What one variant's timed steps run on."""
+
+    settings: TrainConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    stepper: torch.nn.Module  # the model, or its torch.compile wrapper
+    stream: Iterator
+    batches: list
+    precision: contextlib.AbstractContextManager
+
+
+def prepare(variant: Variant, loader_of, steps: int, seq_len: int) -> Setup:
     """A fresh default model, its optimizer and `steps` + 2 real batches for one variant."""
     from engine.model import DiffusionFIM
     from engine.training.train import make_optimizer
@@ -104,34 +117,32 @@ def prepare(variant: Variant, loader_of, steps: int, seq_len: int) -> dict:
     torch.manual_seed(0)
     model = DiffusionFIM(model_preset("default"))
     stream = iter(loader_of(settings))
-    return {
-        "settings": settings,
-        "model": model,
-        "optimizer": make_optimizer(model, settings, "cpu"),
-        "stepper": torch.compile(model) if variant.compile else model,
-        "stream": stream,
-        "batches": [next(stream)[:2] for _ in range(steps + 2)],
-        "precision": (
+    return Setup(
+        settings=settings,
+        model=model,
+        optimizer=make_optimizer(model, settings, "cpu"),
+        stepper=torch.compile(model) if variant.compile else model,
+        stream=stream,
+        batches=[next(stream)[:2] for _ in range(steps + 2)],
+        precision=(
             torch.autocast("cpu", dtype=torch.bfloat16)
             if variant.bf16
             else contextlib.nullcontext()
         ),
-    }
+    )
 
 
-def timed_steps(setup: dict, on_step: Callable[[], object] | None = None) -> list[float]:
+def timed_steps(setup: Setup, on_step: Callable[[], object] | None = None) -> list[float]:
     """Seconds of each training step after two warm-up steps (and compilation); `on_step`
     runs after every step, warm-up included."""
     from engine.training.train import train_step
 
-    settings, generator = setup["settings"], torch.Generator().manual_seed(0)
+    settings, generator = setup.settings, torch.Generator().manual_seed(0)
     times = []
-    with setup["precision"]:
-        for index, (ids, roles) in enumerate(setup["batches"]):
+    with setup.precision:
+        for index, (ids, roles) in enumerate(setup.batches):
             start = time.perf_counter()
-            train_step(
-                setup["stepper"], setup["optimizer"], ids, roles, settings, generator, settings.lr
-            )
+            train_step(setup.stepper, setup.optimizer, ids, roles, settings, generator, settings.lr)
             if index >= 2:
                 times.append(time.perf_counter() - start)
             if on_step is not None:
@@ -142,11 +153,11 @@ def timed_steps(setup: dict, on_step: Callable[[], object] | None = None) -> lis
 def measure(variant: Variant, loader_of, steps: int, seq_len: int, peak: dict) -> dict:
     """Median step time of one variant; FLOPs counted once; data time measured separately."""
     setup = prepare(variant, loader_of, steps, seq_len)
-    flops = step_flops(setup["model"], setup["batches"][0], setup["settings"])
+    flops = step_flops(setup.model, setup.batches[0], setup.settings)
     times = timed_steps(setup)
     data_start = time.perf_counter()
     for _ in range(steps):
-        next(setup["stream"])
+        next(setup.stream)
     data_s = (time.perf_counter() - data_start) / steps
     step_s = statistics.median(times)
     tokens = variant.batch_size * seq_len
