@@ -3,7 +3,8 @@
 Importing lazily keeps `diffill lsp` and `diffill complete` free of torch. Every command
 module exposes `configure(parser)` and `run(args) -> int`. Expected failures
 (engine.errors.DiffillError) print one line naming the problem and exit 2. Measuring commands
-(`bench ...`, `sweep`) pause the background training run while they run.
+(`bench ...`, `sweep`, and `eval` and `ship`, which time tok/s) pause the background training
+run while they run.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def _split_command(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+MEASURING = {"sweep", "eval", "ship"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     found = _split_command(argv)
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import DiffillError
 
     try:
-        if name.startswith("bench ") or name == "sweep":
+        if name.startswith("bench ") or name in MEASURING:
             from engine.training.background import paused_training
 
             with paused_training():

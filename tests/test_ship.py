@@ -20,6 +20,7 @@ from diffill.evaluation.ship import (
     draw_curve,
     install,
     legs_table,
+    pooled,
     update_card,
 )
 from engine.checkpoint import load_weights
@@ -36,7 +37,7 @@ def figures(exact: float, similarity: float) -> dict:
 @pytest.mark.parametrize(
     ("candidate", "shipped", "ships", "because"),
     [
-        (figures(0.10, 0.30), figures(0.05, 0.40), True, "better single-line exact match"),
+        (figures(0.10, 0.30), figures(0.05, 0.40), True, "better exact match"),
         (figures(0.05, 0.41), figures(0.05, 0.40), True, "edit similarity, exact no worse"),
         (figures(0.04, 0.60), figures(0.05, 0.40), False, "not better"),
         (figures(0.05, 0.40), figures(0.05, 0.40), False, "not better"),
@@ -46,6 +47,21 @@ def figures(exact: float, similarity: float) -> dict:
 def test_the_shipping_rule(candidate: dict, shipped: dict, ships: bool, because: str) -> None:
     decision, reason = better(candidate, shipped)
     assert decision is ships and because in reason
+
+
+def test_the_rule_pools_every_span_kind_weighted_by_examples() -> None:
+    def row(model: str, kind: str, examples: int, exact: float, answer: str = "diffusion") -> dict:
+        named = {"model": model, "answer": answer, "kind": kind, "examples": examples}
+        return named | figures(exact, exact / 2)
+
+    rows = [
+        row("leg", "single-line", 200, 0.9),  # a kind's own row is not the pool
+        row("leg", "all", 600, 0.01),
+        row("leg", "all", 200, 0.05),  # a second language
+        row("leg", "all", 600, 0.5, answer="ar"),
+        row("models", "all", 600, 0.2),
+    ]
+    assert pooled(rows, "leg") == pytest.approx({"exact_match": 0.02, "edit_similarity": 0.01})
 
 
 LEG = {
