@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench engine": ("diffill.evaluation.bench_engine", "engine latency, diffusion against ar"),
     "bench lsp": ("diffill.evaluation.bench_lsp", "latency through the real language server"),
     "bench family": ("diffill.evaluation.bench_family", "open-weight family latency, DualCache"),
+    "bench steps": ("diffill.evaluation.bench_steps", "single model calls, model against model"),
     "bench serve": ("diffill.evaluation.bench_serve", "diffill serve, batched against unbatched"),
     "bench train": ("diffill.evaluation.bench_train", "training tok/s against the matmul peak"),
     "soak": ("diffill.evaluation.soak", "type into the real server for a while, watch for leaks"),

@@ -7,6 +7,11 @@ Here the attention scores against the cache and against the new tokens are compu
 and joined only at the softmax, so a call costs reads of the cache, not copies of it. The
 results equal model.encode_context and model.denoise (tests/test_runtime_onnx.py).
 
+The norms, the rotation and the SwiGLU are written again here in the form ONNX Runtime
+optimises: a norm it fuses into one node, queries and keys rotated in one pass, slices instead
+of chunks (a chunk exports as a sequence split), no fp32-to-fp32 casts. A warm step runs
+about a sixth fewer operators' worth of time (BENCHMARKS.md, "Cheaper denoising steps").
+
 `own_caches` is the batched calls of `diffill serve`: N canvases (or context chunks) of N
 different requests, each against its own context. The
 caches are padded to the longest (P) and each row's true length masks the padding out and
@@ -21,13 +26,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-
-from engine.model import apply_rotary
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from engine.model import Attention, DiffusionFIM
+    from engine.model import Attention, DiffusionFIM, RMSNorm, SwiGLU
 
 
 def encode_new(
@@ -39,8 +43,8 @@ def encode_new(
     """K/V (L, 2, 1, H, T, D) of context ids (1, T) placed after the cache; causal."""
     length = ids.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()  # (T, T)
-    cos, sin = rotary_at(model, keys[0].shape[2], length)  # (T, D/2) each
-    _, new = _forward(model, model.embed(ids), keys, values, (cos, sin), causal)
+    rotary = rotary_at(model, keys[0].shape[2] + torch.arange(length))
+    _, new = _forward(model, model.embed(ids), keys, values, rotary, causal)
     return torch.stack(new)
 
 
@@ -51,9 +55,9 @@ def denoise_shared_cache(
     values: Sequence[torch.Tensor],
 ) -> torch.Tensor:
     """Logits (N, C, V) for canvas ids (N, C) after the cache, shared by the N rows."""
-    cos, sin = rotary_at(model, keys[0].shape[2], canvas.shape[1])  # (C, D/2) each
-    hidden, _ = _forward(model, model.embed(canvas), keys, values, (cos, sin), None)
-    return model.logits(hidden)
+    rotary = rotary_at(model, keys[0].shape[2] + torch.arange(canvas.shape[1]))
+    hidden, _ = _forward(model, model.embed(canvas), keys, values, rotary, None)
+    return _logits(model, hidden)
 
 
 def own_caches(
@@ -71,71 +75,89 @@ def own_caches(
     caller drops the padding's K/V)."""
     t = tokens.shape[1]
     causal = None if canvas else torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
-    rotary, past_mask = _own_rows(model, lengths, t, keys[0].shape[2])
+    rotary = rotary_at(model, lengths[:, None] + torch.arange(t, device=lengths.device))
+    slots = torch.arange(keys[0].shape[2], device=lengths.device)  # (P,)
+    past_mask = (slots[None, :] < lengths[:, None])[:, None, None, :]  # (N, 1, 1, P)
     hidden, new = _forward(model, model.embed(tokens), keys, values, rotary, causal, past_mask)
-    return model.logits(hidden) if canvas else torch.stack(new)
+    return _logits(model, hidden) if canvas else torch.stack(new)
 
 
-def _own_rows(model: DiffusionFIM, lengths: torch.Tensor, new: int, past: int):
-    """Per row n: rotary (cos, sin) (N, 1, T, D/2) at positions lengths[n]..+T, and the mask
-    (N, 1, 1, P) of the real cache positions."""
-    positions = lengths[:, None] + torch.arange(new, device=lengths.device)  # (N, T)
-    angles = _angles(model, positions)  # (N, T, D/2)
-    rotary = (angles.cos()[:, None], angles.sin()[:, None])  # (N, 1, T, D/2): broadcast over H
-    slots = torch.arange(past, device=lengths.device)  # (P,)
-    return rotary, (slots[None, :] < lengths[:, None])[:, None, None, :]  # (N, 1, 1, P)
-
-
-def rotary_at(model: DiffusionFIM, start, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (T, D/2) for positions start..start+T, computed as engine/model.py builds
-    its tables; computing them keeps two 4096-row tables out of every graph file."""
-    angles = _angles(model, torch.arange(length) + start)  # (T, D/2)
-    return angles.cos(), angles.sin()
-
-
-def _angles(model: DiffusionFIM, positions: torch.Tensor) -> torch.Tensor:
-    """Rotary angles (..., D/2) for integer positions of any shape (...)."""
+def rotary_at(model: DiffusionFIM, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary tables for integer positions (..., T), each (..., T, 1, 1, D) to broadcast over
+    the (N, T, 2, H, D) queries and keys: cos twice, and sin negated then plain, so that a
+    rotation is x * cos + halves_swapped(x) * sin. Computed as engine/model.py builds its
+    tables; computing them keeps two 4096-row tables out of every graph file."""
     config = model.config
     half = config.head_dim // 2
     inv_freq = config.rope_theta ** (-torch.arange(half, dtype=torch.float32) / half)  # (D/2,)
-    return positions.float()[..., None] * inv_freq  # (..., D/2)
+    angles = positions.float()[..., None] * inv_freq  # (..., T, D/2)
+    cos, sin = angles.cos(), angles.sin()
+    tables = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)  # (..., T, D)
+    return tables[0][..., None, None, :], tables[1][..., None, None, :]
 
 
 def _forward(
     model, x, keys, values, rotary, own_mask, past_mask=None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run every block on x (N, T, E) with rotary (cos, sin) at its positions; returns the
-    hidden states and each layer's own K/V. past_mask (N, 1, 1, P) hides cache padding."""
-    cos, sin = rotary
+    """Run every block on x (N, T, E) with rotary tables at its positions (`rotary_at`);
+    returns the hidden states and each layer's own K/V. past_mask (N, 1, 1, P) hides cache
+    padding."""
     own_kv = []
     for layer, block in enumerate(model.blocks):
         past = (keys[layer], values[layer])
         masks = (own_mask, past_mask)
-        attended, own = _attend(block.attn, block.attn_norm(x), cos, sin, past, masks)
+        attended, own = _attend(block.attn, _norm(block.attn_norm, x), rotary, past, masks)
         x = x + attended
-        x = x + block.mlp(block.mlp_norm(x))
+        x = x + _mlp(block.mlp, _norm(block.mlp_norm, x))
         own_kv.append(own)  # (2, N, H, T, D)
     return x, own_kv
 
 
+def _norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
+    """engine/model.py's RMSNorm written as x / sqrt(mean(x^2) + eps) * weight, the pattern
+    ONNX Runtime fuses into one SimplifiedLayerNormalization (serving is fp32: no casts)."""
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * norm.weight
+
+
+def _logits(model: DiffusionFIM, hidden: torch.Tensor) -> torch.Tensor:
+    """engine/model.py's tied output head (N, T, E) -> (N, T, V), with `_norm`."""
+    return _norm(model.final_norm, hidden) @ model.embed.weight.T
+
+
+def _mlp(mlp: SwiGLU, x: torch.Tensor) -> torch.Tensor:
+    """engine/model.py's SwiGLU with its halves sliced, not chunked (a chunk exports as a
+    sequence split, two extra graph nodes a layer)."""
+    both = mlp.gate_up(x)  # (N, T, 2F)
+    width = both.shape[-1] // 2
+    return mlp.down(F.silu(both[..., :width]) * both[..., width:])
+
+
 def _attend(
-    attn: Attention, x: torch.Tensor, cos, sin, past, masks
+    attn: Attention, x: torch.Tensor, rotary, past, masks
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of x (N, T, E) over [past; own] keys with one softmax; past K and V are
     (1, H, P, D), broadcast over N, or (N, H, P, D). masks are (own, past), either None.
+    Queries and keys are rotated together, and the queries scaled before the products.
     Returns the output and own K/V (2, N, H, T, D)."""
     own_mask, past_mask = masks
     n, t, e = x.shape
-    q, k, v = attn.qkv(x).view(n, t, 3, attn.n_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (N, H, T, D) each
+    qkv = attn.qkv(x).view(n, t, 3, attn.n_heads, attn.head_dim)  # (N, T, 3, H, D)
+    q, k = _rotate(qkv[:, :, :2], *rotary).permute(2, 0, 3, 1, 4)  # (N, H, T, D) each
+    v = qkv[:, :, 2].transpose(1, 2)  # (N, H, T, D)
+    q = q * attn.head_dim**-0.5
     context = q @ past[0].transpose(-1, -2)  # (N, H, T, P)
     if past_mask is not None:
         context = context.masked_fill(~past_mask, float("-inf"))
     own = q @ k.transpose(-1, -2)  # (N, H, T, T)
     if own_mask is not None:
         own = own.masked_fill(~own_mask, float("-inf"))
-    scores = torch.cat((context, own), dim=-1) * attn.head_dim**-0.5  # (N, H, T, P+T)
-    probs = scores.softmax(dim=-1)
+    probs = torch.cat((context, own), dim=-1).softmax(dim=-1)  # (N, H, T, P+T)
     split = past[0].shape[2]
     y = probs[..., :split] @ past[1] + probs[..., split:] @ v  # (N, H, T, D)
     return attn.out(y.transpose(1, 2).reshape(n, t, e)), torch.stack((k, v))
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """engine/model.py's apply_rotary on x (..., D) with `rotary_at`'s tables."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((x[..., half:], x[..., :half]), dim=-1) * sin
