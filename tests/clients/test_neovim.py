@@ -7,6 +7,7 @@ mappings and extmarks all run for real. Every wait polls the editor state; nothi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -297,8 +298,9 @@ def test_omnifunc_completion_fallback(editor):
         "the omni-completion menu",
     )
     # Neovim's omnifunc offers a plain-text edit's newText up to its first white space
-    # (runtime/lua/vim/lsp/completion.lua, get_completion_word).
-    firsts = {text.split()[0] if text.split() else text for text in texts}
+    # (runtime/lua/vim/lsp/completion.lua, get_completion_word: `^(%S*)`), so an answer that
+    # starts with a space (` = 1`) is offered as an empty word.
+    firsts = {re.match(r"\S*", text).group(0) for text in texts}
     assert words[0] in firsts
     editor.nvim.input("<C-y>")
     editor.wait_for("vim.fn.complete_info({'mode'}).mode == ''", "the menu to close")
