@@ -19,9 +19,9 @@ import numpy as np
 
 from diffill.evaluation.bench_lsp import flops_per_token, matmul_gflops, percentile
 from engine.checkpoint import load_config
+from engine.embedded import ENCODE_CHUNK
 
 KEYSTROKE_TOKENS = 3  # what one keystroke at the end of a line adds to the context, about
-ENCODE_CHUNK = 256
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +69,7 @@ def measure(runtimes: dict, context: int, runs: int) -> dict:
 
 
 def encoded(runtime, ids: np.ndarray) -> np.ndarray:
+    """The cache of `ids`, encoded in the server's chunks."""
     config = runtime.config
     shape = (config.n_layers, 2, 1, config.n_heads, 0, config.head_dim)
     kv = np.zeros(shape, dtype=np.float32)
